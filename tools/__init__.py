@@ -1,0 +1,1 @@
+"""Tools around the program: the offline plan, the mock engine runner, the analyzer client, schema checks."""

@@ -1,0 +1,258 @@
+"""The NVIDIA driver: three ways to manage it, the upgrade policy, and per-pool NVIDIADriver resources.
+
+- `operator`: the operator installs one pinned driver on every GPU node (`driver.version`).
+- `host`: the driver is pre-installed on the hosts (`driver.enabled: false`); the expected version is
+  recorded on the nodes so it can be verified against what GFD reports.
+- `perPool`: `driver.nvidiaDriverCRD.enabled`, one NVIDIADriver per node pool, each with its own version.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import Field, model_validator
+
+from .base import ConfigModel, ConfigProblems, K8sName, Labels, Path, format_path
+from .releases import DRIVER_VERSION_RE, ChartRelease, driver_branch, end_of_life_branches
+
+DriverMode = Literal["operator", "host", "perPool"]
+DEFAULT_DRIVER_REPOSITORY = "nvcr.io/nvidia"
+
+
+class WaitForCompletion(ConfigModel):
+    """Wait for matching pods (jobs) to finish before a node's driver is replaced."""
+
+    timeout_seconds: int = Field(default=0, ge=0)
+    """0 waits forever."""
+    pod_selector: str = ""
+
+
+class GpuPodDeletion(ConfigModel):
+    """How GPU pods are removed from a node before its driver is replaced."""
+
+    timeout_seconds: int = Field(ge=0)
+    """How long the operator waits for GPU pods to go (0 waits forever)."""
+    force: bool = False
+    """Also delete GPU pods that no controller owns."""
+    delete_empty_dir: bool = False
+    """Also delete GPU pods that use emptyDir volumes (their data is lost)."""
+
+
+class Drain(ConfigModel):
+    """Whether to drain the whole node (`kubectl drain`) when deleting GPU pods is not enough."""
+
+    enable: bool
+    force: bool = False
+    pod_selector: str = ""
+    timeout_seconds: int = Field(default=300, ge=0)
+    delete_empty_dir: bool = False
+
+
+class UpgradePolicy(ConfigModel):
+    """How a driver change rolls over the nodes: each node is cordoned, GPU pods go, the driver reloads."""
+
+    auto_upgrade: bool = True
+    """Let the operator's upgrade controller roll driver changes node by node."""
+    max_parallel_upgrades: int = Field(ge=0)
+    """Nodes upgraded at once; 1 = one node at a time, 0 = all at once."""
+    max_unavailable: int | str = 1
+    """Nodes with a driver that may be unavailable at once (a number or a percentage such as "25%")."""
+    wait_for_completion: WaitForCompletion = WaitForCompletion()
+    gpu_pod_deletion: GpuPodDeletion
+    drain: Drain
+
+    def chart_values(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class DriverPool(ConfigModel):
+    """One node pool with its own driver (an NVIDIADriver resource)."""
+
+    name: K8sName
+    node_selector: Labels = Field(min_length=1)
+    """Labels that pick the pool's nodes; pools must not be able to select the same node."""
+    version: str
+    use_precompiled: bool = False
+
+
+class DriverConfig(ConfigModel):
+    """The driver: who installs it, which version, and how changes roll out."""
+
+    mode: DriverMode
+    """operator: one pinned driver; host: pre-installed on the hosts; perPool: one NVIDIADriver per pool."""
+    version: str | None = None
+    """mode operator: one exact, bare version documented for the pinned chart release (e.g. 580.173.02)."""
+    host_version: str | None = None
+    """mode host: the version installed on the hosts, recorded on the nodes for verification."""
+    pools: list[DriverPool] | None = None
+    """mode perPool: the pools and their drivers."""
+    use_precompiled: bool = False
+    """Precompiled driver packages (then `version` is a branch such as "580")."""
+    kernel_module_type: Literal["auto", "open", "proprietary"] | None = None
+    repository: str | None = None
+    """A mirror of nvcr.io/nvidia that holds the driver images."""
+    allow_undocumented_version: bool = False
+    """Accept a version NVIDIA does not document for the pinned chart release (a warning instead of an error)."""
+    upgrade_policy: UpgradePolicy | None = None
+    """Required in modes operator and perPool: every driver change disrupts GPU workloads."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> "DriverConfig":
+        problems = driver_rules(self)
+        if problems:
+            raise ConfigProblems(problems)
+        return self
+
+
+def version_form_problem(version: str | None, *, use_precompiled: bool) -> str | None:
+    """Why `version` is not one exact bare driver version, or None."""
+    if version is None or version == "":
+        return "a driver version is required; without one the chart's default applies, and it moves with every chart release"
+    if version.lower() == "latest":
+        return "'latest' is not a pin; write one exact version such as 580.173.02"
+    if "-" in version and DRIVER_VERSION_RE.match(version.split("-", 1)[0]):
+        return (f"write the bare version {version.split('-', 1)[0]!r}: the operator appends -<os> itself "
+                "(NVIDIA/gpu-operator#690)")
+    if version.isdigit():
+        if use_precompiled:
+            return None
+        return f"{version!r} is a branch; a branch is only valid with usePrecompiled: true. Write one exact version"
+    match = DRIVER_VERSION_RE.match(version)
+    if not match or match.group(3) is None:
+        return f"{version!r} is not one exact driver version of the form 580.173.02"
+    return None
+
+
+def documented_problem(version: str, release: ChartRelease, version_key: str) -> str | None:
+    """Why `version` cannot be installed by the operator with `release`, with the routes that work; or None."""
+    if version in release.documented_driver_versions:
+        return None
+    listing = ", ".join(
+        d.version + (" (default, recommended)" if d.default and d.recommended else " (default)" if d.default
+                     else " (recommended)" if d.recommended else "")
+        for d in release.drivers)
+    message = f"NVIDIA documents these drivers for chart {release.version}: {listing}; {version} is not one of them."
+    eol = end_of_life_branches().get(driver_branch(version))
+    if eol is not None:
+        builds = ", ".join(eol.container_builds)
+        if version not in eol.container_builds:
+            message += (f" {version} is not a data-center driver build: NVIDIA's driver-container CI built branch "
+                        f"R{eol.branch} only as {builds}, so no image nvcr.io/nvidia/driver:{version}-<os> exists")
+        else:
+            message += f" Branch R{eol.branch} is no longer built"
+        message += f", and R{eol.branch} is end of life (last built {eol.last_build})."
+    example = next((d.version for d in release.drivers if d.recommended), release.default_driver)
+    message += (f" Two routes work: (1) pin a driver documented for {release.version} ({version_key}: {example}, "
+                f"for example); (2) install {version} on the hosts yourself and set driver.mode: host with "
+                f"driver.hostVersion: \"{version}\" (the operator then labels the node "
+                "nvidia.com/gpu.deploy.driver=pre-installed).")
+    return message
+
+
+def driver_rules(driver: "DriverConfig") -> list[tuple[Path, str]]:
+    """The rules that need only the driver section (run even when other sections are invalid)."""
+    problems: list[tuple[Path, str]] = []
+    unused = {"operator": ("host_version", "pools"), "host": ("version", "pools", "upgrade_policy"),
+              "perPool": ("version", "host_version")}[driver.mode]
+    for attr in unused:
+        if getattr(driver, attr) is not None:
+            alias = DriverConfig.model_fields[attr].alias or attr
+            problems.append(((alias,), f"not used with driver.mode: {driver.mode}; remove it"))
+    if driver.mode != "host" and driver.upgrade_policy is None:
+        problems.append((("upgradePolicy",), "required: a driver change cordons nodes and removes GPU pods, so say how "
+                                             "(maxParallelUpgrades, gpuPodDeletion.timeoutSeconds, drain.enable)"))
+    if driver.mode == "operator":
+        form = version_form_problem(driver.version, use_precompiled=driver.use_precompiled)
+        if form:
+            problems.append((("version",), form))
+    elif driver.mode == "host":
+        form = version_form_problem(driver.host_version, use_precompiled=False)
+        if form:
+            problems.append((("hostVersion",), form))
+    else:
+        if not driver.pools:
+            problems.append((("pools",), "driver.mode: perPool needs at least one pool"))
+        for index, pool in enumerate(driver.pools or []):
+            form = version_form_problem(pool.version, use_precompiled=pool.use_precompiled)
+            if form:
+                problems.append((("pools", index, "version"), form))
+        problems += _overlapping_pools(driver.pools or [])
+    return problems
+
+
+def release_problems(driver: "DriverConfig", release: ChartRelease) -> list[tuple[Path, str]]:
+    """Versions the operator cannot install with the pinned chart release (paths relative to `driver`)."""
+    if driver.allow_undocumented_version:
+        return []
+    pinned: list[tuple[Path, str, bool]] = []
+    if driver.mode == "operator" and driver.version:
+        pinned.append((("version",), driver.version, driver.use_precompiled))
+    if driver.mode == "perPool":
+        pinned += [(("pools", i, "version"), p.version, p.use_precompiled) for i, p in enumerate(driver.pools or [])]
+    problems: list[tuple[Path, str]] = []
+    for path, version, precompiled in pinned:
+        if precompiled or version_form_problem(version, use_precompiled=precompiled):
+            continue  # a branch, or already reported by driver_rules
+        documented = documented_problem(version, release, format_path(("gpuOperator", "driver", *path)))
+        if documented:
+            problems.append((path, documented))
+    return problems
+
+
+def selectors_disjoint(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Equality selectors can never match the same node only if they require different values for one key."""
+    return any(key in b and b[key] != value for key, value in a.items())
+
+
+def _overlapping_pools(pools: list[DriverPool]) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    names = [pool.name for pool in pools]
+    for index, pool in enumerate(pools):
+        if names.index(pool.name) != index:
+            problems.append((("pools", index, "name"), f"pool name {pool.name!r} is used twice"))
+        for other_index in range(index):
+            other = pools[other_index]
+            if not selectors_disjoint(pool.node_selector, other.node_selector):
+                problems.append((("pools", index, "nodeSelector"),
+                                 f"can select the same nodes as pool {other.name!r} ({other.node_selector}); "
+                                 "two NVIDIADrivers on one node fight over it. Make the selectors require "
+                                 "different values for a common label key"))
+    return problems
+
+
+class DriverPools(pulumi.ComponentResource):
+    """One NVIDIADriver per pool (driver.mode: perPool); the chart's CRDs must exist first."""
+
+    def __init__(self, name: str, pools: list[DriverPool], *, release: ChartRelease, repository: str | None,
+                 image_pull_secrets: list[str] | None, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:driver:DriverPools", name, None, opts)
+        self.drivers = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-{pool.name}",
+                api_version="nvidia.com/v1alpha1",
+                kind="NVIDIADriver",
+                metadata={"name": pool.name},
+                spec=nvidia_driver_spec(pool, release, repository, image_pull_secrets),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for pool in pools
+        ]
+        self.register_outputs({"drivers": [d.metadata["name"] for d in self.drivers]})
+
+
+def nvidia_driver_spec(pool: DriverPool, release: ChartRelease, repository: str | None,
+                       image_pull_secrets: list[str] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "driverType": "gpu",
+        "repository": repository or DEFAULT_DRIVER_REPOSITORY,
+        "image": "driver",
+        "version": pool.version,
+        "usePrecompiled": pool.use_precompiled,
+        "nodeSelector": dict(pool.node_selector),
+    }
+    if release.nvidiadriver_has_default_field:
+        spec["default"] = False  # required from v26.7.0; a pool is never the fallback driver
+    if image_pull_secrets:
+        spec["imagePullSecrets"] = list(image_pull_secrets)
+    return spec

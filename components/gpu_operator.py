@@ -1,0 +1,294 @@
+"""The gpu-operator Helm release: its typed config, the chart values built from it, and the component.
+
+One `helm.v3.Release` (not `helm.v4.Chart`): the chart upgrades its CRDs in a pre-upgrade hook, which
+Release runs and Chart skips (pulumi-kubernetes#3284), and stale CRDs silently drop new ClusterPolicy fields.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import Field, field_validator
+
+from .base import ConfigModel, DnsLabel, K8sName, Labels
+from .chart_values import (
+    CdiValues,
+    DaemonsetsValues,
+    DcgmExporterValues,
+    DevicePluginConfigValues,
+    DevicePluginValues,
+    DriverValues,
+    EnvVar,
+    GfdValues,
+    GpuOperatorValues,
+    MigManagerValues,
+    MigValues,
+    NfdWorkerValues,
+    NodeFeatureDiscoveryValues,
+    NvidiaDriverCrdValues,
+    OperatorValues,
+    ServiceMonitorValues,
+    ToolkitValues,
+    Toleration,
+    UpgradePolicyValues,
+    ValidatorValues,
+)
+from .cluster import ClusterConfig
+from .driver import DriverConfig
+from .gpu_nodes import GPU_TAINT_KEY, GpuNodeConfig
+from .releases import CHART_NAME, CHART_REPOSITORY, ChartRelease, supported_releases
+from .runtime_presets import runtime_settings
+from .sharing import SharingConfig
+
+# The chart's own default operator toleration; a list in values replaces the default, so we keep it.
+CONTROL_PLANE_TOLERATION = Toleration(key="node-role.kubernetes.io/control-plane", operator="Equal", value="",
+                                      effect="NoSchedule")
+GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
+
+
+class ChartConfig(ConfigModel):
+    """Which chart release to install, from where, and how long Helm may take."""
+
+    version: str
+    """One exact, v-prefixed chart release, e.g. v26.7.0."""
+    repository: str = CHART_REPOSITORY
+    timeout_seconds: int = Field(default=900, ge=60, le=3600)
+    """Helm's wait for the release's own objects (the operator Deployment, CRD hook jobs); not the driver rollout."""
+
+    @field_validator("version")
+    @classmethod
+    def _supported(cls, version: str) -> str:
+        releases = supported_releases()
+        if version not in releases:
+            hint = (" (the chart is published with a 'v' prefix)" if f"v{version}" in releases else
+                    " (a range is not a pin; write one exact release)" if any(c in version for c in "^~*<>= x")
+                    else "")
+            raise ValueError(f"{version!r} is not a supported chart release{hint}; supported: "
+                             f"{', '.join(releases)}")
+        return version
+
+    @property
+    def release(self) -> ChartRelease:
+        return supported_releases()[self.version]
+
+
+class OperatorPlacement(ConfigModel):
+    """Where the operator's own Deployment runs."""
+
+    node_selector: Labels = {}
+    """Extra node labels the operator pod requires (merged with the chart's kubernetes.io/os: linux)."""
+    tolerations: list[Toleration] = []
+    """Extra tolerations; the taints of configured nodes its selector lands on are tolerated automatically."""
+
+
+class ToolkitConfig(ConfigModel):
+    extra_env: list[EnvVar] = []
+    """Extra container-toolkit environment (values are strings); the runtime preset sets the socket."""
+
+
+class DevicePluginConfig(ConfigModel):
+    sharing: SharingConfig | None = None
+    """Time-slicing or MPS profiles (devicePlugin.config); none = whole GPUs."""
+    extra_env: list[EnvVar] = []
+
+
+class ServiceMonitorConfig(ConfigModel):
+    """The DCGM exporter's ServiceMonitor, which the operator creates (needs the prometheus-operator CRDs)."""
+
+    enabled: bool
+    interval: str = Field(default="15s", pattern=r"^\d+(ms|s|m|h)$")
+    honor_labels: bool = False
+    additional_labels: Labels = {}
+    """Labels your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack."""
+
+
+class DcgmExporterConfig(ConfigModel):
+    enabled: bool = True
+    service_monitor: ServiceMonitorConfig
+
+
+class Switch(ConfigModel):
+    enabled: bool
+
+
+class MigConfig(ConfigModel):
+    strategy: Literal["single", "mixed"]
+    """How MIG devices are advertised (single: nvidia.com/gpu; mixed: nvidia.com/mig-<profile>)."""
+
+
+class RegistryConfig(ConfigModel):
+    """Pull credentials for the NVIDIA images; the password is the secret config key `registryPassword`."""
+
+    server: str = "nvcr.io"
+    username: str = "$oauthtoken"
+    secret_name: K8sName = "gpu-operator-registry"
+
+
+class GpuOperatorConfig(ConfigModel):
+    """The GPU Operator and its operands, in the chart's own terms where they map one to one."""
+
+    namespace: DnsLabel = "gpu-operator"
+    release_name: DnsLabel = "gpu-operator"
+    chart: ChartConfig
+    driver: DriverConfig
+    operator: OperatorPlacement = OperatorPlacement()
+    toolkit: ToolkitConfig = ToolkitConfig()
+    device_plugin: DevicePluginConfig = DevicePluginConfig()
+    dcgm_exporter: DcgmExporterConfig
+    gfd: Switch = Switch(enabled=True)
+    mig_manager: Switch = Switch(enabled=False)
+    """The MIG manager (chart key migManager.enabled); it only lands on MIG-capable nodes."""
+    mig: MigConfig | None = None
+    registry: RegistryConfig | None = None
+
+
+def node_matches(selector: dict[str, str], node: GpuNodeConfig) -> bool:
+    labels = node.scheduling_labels()
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def _operator_tolerations(op: GpuOperatorConfig, nodes: list[GpuNodeConfig]) -> list[Toleration] | None:
+    """The chart default plus the taints of the configured nodes the operator's selector can land on.
+
+    Without them an operator pinned to tainted GPU nodes would never schedule.
+    """
+    selector = op.operator.node_selector
+    automatic: list[Toleration] = []
+    if selector:
+        for node in nodes:
+            if not node_matches(selector, node):
+                continue
+            for taint in node.taints:
+                if taint.effect == "PreferNoSchedule":
+                    continue
+                toleration = Toleration(key=taint.key, operator="Exists", effect=taint.effect)
+                if toleration not in automatic and toleration not in op.operator.tolerations:
+                    automatic.append(toleration)
+    if not automatic and not op.operator.tolerations:
+        return None
+    return [CONTROL_PLANE_TOLERATION, *op.operator.tolerations, *automatic]
+
+
+def _operand_tolerations(nodes: list[GpuNodeConfig]) -> list[Toleration] | None:
+    """Operands tolerate nvidia.com/gpu:NoSchedule by default; other taint keys must be added (lists replace)."""
+    extra: list[Toleration] = []
+    for node in nodes:
+        for taint in node.taints:
+            toleration = Toleration(key=taint.key, operator="Exists", effect=taint.effect)
+            if toleration != GPU_TOLERATION and taint.effect != "PreferNoSchedule" and toleration not in extra:
+                extra.append(toleration)
+    return [GPU_TOLERATION, *extra] if extra else None
+
+
+def build_chart_values(op: GpuOperatorConfig, cluster: ClusterConfig, nodes: list[GpuNodeConfig]) -> GpuOperatorValues:
+    """The release's values for a validated stack config (pure: no resources, no Pulumi calls)."""
+    secrets = [op.registry.secret_name] if op.registry else None
+    runtime = runtime_settings(cluster.container_runtime, nri_plugin=cluster.nri_plugin)
+    operand_tolerations = _operand_tolerations(nodes)
+    driver = op.driver
+    upgrade_policy = (UpgradePolicyValues.model_validate(driver.upgrade_policy.chart_values())
+                      if driver.upgrade_policy else None)
+    if driver.mode == "host":
+        driver_values = DriverValues(enabled=False)
+    else:
+        driver_values = DriverValues(
+            enabled=True,
+            version=driver.version if driver.mode == "operator" else None,
+            use_precompiled=driver.use_precompiled or None,
+            kernel_module_type=driver.kernel_module_type,
+            repository=driver.repository,
+            image_pull_secrets=secrets,
+            nvidia_driver_crd=(NvidiaDriverCrdValues(enabled=True, deploy_default_cr=False)
+                               if driver.mode == "perPool" else None),
+            upgrade_policy=upgrade_policy,
+        )
+    sharing = op.device_plugin.sharing
+    monitor = op.dcgm_exporter.service_monitor
+    return GpuOperatorValues(
+        operator=OperatorValues(
+            node_selector=dict(op.operator.node_selector) or None,
+            tolerations=_operator_tolerations(op, nodes),
+            image_pull_secrets=secrets,
+            upgrade_crd=True,  # the pre-upgrade hook keeps the CRDs in step with the chart
+        ),
+        validator=ValidatorValues(image_pull_secrets=secrets) if secrets else None,
+        driver=driver_values,
+        toolkit=ToolkitValues(enabled=True, env=[*runtime.toolkit_env, *op.toolkit.extra_env] or None,
+                              image_pull_secrets=secrets),
+        device_plugin=DevicePluginValues(
+            enabled=True,
+            env=list(op.device_plugin.extra_env) or None,
+            config=DevicePluginConfigValues(**sharing.chart_values()) if sharing else None,
+            image_pull_secrets=secrets,
+        ),
+        dcgm_exporter=DcgmExporterValues(
+            enabled=op.dcgm_exporter.enabled,
+            service_monitor=ServiceMonitorValues(
+                enabled=monitor.enabled, interval=monitor.interval, honor_labels=monitor.honor_labels,
+                additional_labels=dict(monitor.additional_labels) or None),
+            image_pull_secrets=secrets,
+        ),
+        gfd=GfdValues(enabled=op.gfd.enabled, image_pull_secrets=secrets),
+        mig_manager=MigManagerValues(enabled=op.mig_manager.enabled, image_pull_secrets=secrets),
+        mig=MigValues(strategy=op.mig.strategy) if op.mig else None,
+        cdi=CdiValues(enabled=True, nri_plugin_enabled=True if runtime.nri_plugin else None),
+        daemonsets=DaemonsetsValues(tolerations=operand_tolerations) if operand_tolerations else None,
+        node_feature_discovery=(NodeFeatureDiscoveryValues(worker=NfdWorkerValues(
+            tolerations=[CONTROL_PLANE_TOLERATION, *operand_tolerations])) if operand_tolerations else None),
+    )
+
+
+def docker_config_json(server: str, username: str, password: str) -> str:
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps({"auths": {server: {"username": username, "password": password, "auth": auth}}})
+
+
+class GpuOperator(pulumi.ComponentResource):
+    """The gpu-operator Helm release (and its registry pull secret when credentials are configured)."""
+
+    release_status: pulumi.Output[str]
+
+    def __init__(self, name: str, config: GpuOperatorConfig, values: GpuOperatorValues, *,
+                 namespace: pulumi.Input[str], registry_password: pulumi.Output[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:operator:GpuOperator", name, None, opts)
+        depends_on: list[pulumi.Resource] = []
+        if config.registry is not None and registry_password is not None:
+            registry = config.registry
+            self.pull_secret = k8s.core.v1.Secret(
+                f"{name}-registry",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=registry.secret_name, namespace=namespace),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": pulumi.Output.secret(registry_password).apply(
+                    lambda password: docker_config_json(registry.server, registry.username, password))},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends_on.append(self.pull_secret)
+        self.release = k8s.helm.v3.Release(
+            name,
+            k8s.helm.v3.ReleaseArgs(
+                name=config.release_name,
+                chart=CHART_NAME,
+                version=config.chart.version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=config.chart.repository),
+                namespace=namespace,
+                create_namespace=False,  # the namespace is ours: PSA labels, protect
+                values=values.to_helm_values(),
+                # No automatic rollback: rolling back a failed upgrade would revert the driver version and
+                # start a second node-by-node driver rollout; a failed release stays for a person to judge.
+                atomic=False,
+                # A failed upgrade removes the objects it created, so a retry starts clean.
+                cleanup_on_fail=True,
+                skip_crds=False,
+                # NVIDIA's upgrade procedure: the CRD hook updates schemas the old ones would reject.
+                disable_openapi_validation=True,
+                timeout=config.chart.timeout_seconds,
+                max_history=10,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        self.release_status = self.release.status.apply(lambda status: status.status if status else "unknown")
+        self.register_outputs({"release": self.release.name, "status": self.release_status})

@@ -1,0 +1,40 @@
+"""The whole GPU platform: one component that wires the others from a validated config."""
+from __future__ import annotations
+
+import pulumi
+
+from .driver import DriverPools
+from .gpu_nodes import GpuNodes
+from .gpu_operator import GpuOperator
+from .operator_namespace import OperatorNamespace
+from .stack_config import CompiledConfig
+
+
+class GpuPlatform(pulumi.ComponentResource):
+    """Operator namespace, GPU node labels and taints, the gpu-operator release and per-pool drivers."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, config: CompiledConfig, *, registry_password: pulumi.Output[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("gpu-platform:index:GpuPlatform", name, None, opts)
+        stack, values = config.stack, config.values
+        op = stack.gpu_operator
+        child = pulumi.ResourceOptions(parent=self)
+        self.operator_namespace = OperatorNamespace(
+            f"{name}-namespace", op.namespace, kubernetes_version=stack.cluster.kubernetes_version, opts=child)
+        self.nodes = GpuNodes(
+            f"{name}-nodes", stack.nodes,
+            expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None, opts=child)
+        self.operator = GpuOperator(
+            f"{name}-operator", op, values, namespace=self.operator_namespace.name,
+            registry_password=registry_password,
+            # Node labels first: the operator's selector and the sharing labels must be there when it starts.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.nodes]))
+        if op.driver.mode == "perPool":
+            self.driver_pools = DriverPools(
+                f"{name}-drivers", op.driver.pools or [], release=op.chart.release, repository=op.driver.repository,
+                image_pull_secrets=[op.registry.secret_name] if op.registry else None,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator]))
+        self.namespace = self.operator_namespace.name
+        self.register_outputs({"namespace": self.namespace, "releaseStatus": self.operator.release_status})

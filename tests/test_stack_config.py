@@ -1,0 +1,341 @@
+"""The stack config model: the lab config is valid, and every rule rejects its mistake with a clear message."""
+from __future__ import annotations
+
+import pytest
+
+from components.stack_config import ConfigError, compile_config
+from tests.factories import DELETE, compiled, lab_raw, lab_with, mutate, problems
+
+DOCS_V26_7 = "535.309.01, 580.173.02, 595.91.07 (default, recommended), 610.57.04"
+
+
+def test_lab_config_is_valid_and_pins_chart_and_driver():
+    stack = compiled().stack
+    assert stack.gpu_operator.chart.version == "v26.7.0"
+    assert stack.gpu_operator.driver.mode == "operator"
+    assert stack.gpu_operator.driver.version == "580.173.02"
+    assert [n.name for n in stack.nodes] == ["proj-k8sw04"]
+
+
+def test_models_are_frozen():
+    stack = compiled().stack
+    with pytest.raises(Exception, match="frozen"):
+        stack.cluster.kubernetes_version = "1.35"  # type: ignore[misc]
+
+
+def test_the_design_notes_driver_is_rejected_with_the_reason_and_both_routes():
+    [(path, message)] = problems(lab_with(**{"gpuOperator.driver.version": "525.85.05"}))
+    assert path == "gpu-platform:gpuOperator.driver.version"
+    assert message == (
+        f"NVIDIA documents these drivers for chart v26.7.0: {DOCS_V26_7}; 525.85.05 is not one of them. "
+        "525.85.05 is not a data-center driver build: NVIDIA's driver-container CI built branch R525 only as "
+        "525.60.13, 525.85.12, 525.105.17, 525.125.06, 525.147.05, so no image nvcr.io/nvidia/driver:525.85.05-<os> "
+        "exists, and R525 is end of life (last built 2024-02-21). Two routes work: (1) pin a driver documented for "
+        "v26.7.0 (gpuOperator.driver.version: 595.91.07, for example); (2) install 525.85.05 on the hosts yourself "
+        "and set driver.mode: host with driver.hostVersion: \"525.85.05\" (the operator then labels the node "
+        "nvidia.com/gpu.deploy.driver=pre-installed).")
+
+
+def test_route_two_host_installed_525_is_accepted_and_disables_the_operator_driver():
+    raw = lab_with(**{"gpuOperator.driver": {"mode": "host", "hostVersion": "525.85.05"}})
+    config = compiled(raw)
+    assert config.values.to_helm_values()["driver"] == {"enabled": False}
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ("latest", "'latest' is not a pin; write one exact version such as 580.173.02"),
+    ("580.173.02-ubuntu22.04", "write the bare version '580.173.02': the operator appends -<os> itself "
+                               "(NVIDIA/gpu-operator#690)"),
+    ("580", "'580' is a branch; a branch is only valid with usePrecompiled: true. Write one exact version"),
+    (">=580.0.0", "'>=580.0.0' is not one exact driver version of the form 580.173.02"),
+    ("580.173", "'580.173' is not one exact driver version of the form 580.173.02"),
+    ("", "a driver version is required; without one the chart's default applies, and it moves with every chart "
+         "release"),
+])
+def test_unpinned_driver_versions_are_rejected(version, message):
+    assert problems(lab_with(**{"gpuOperator.driver.version": version})) == [
+        ("gpu-platform:gpuOperator.driver.version", message)]
+
+
+def test_absent_driver_version_is_rejected():
+    assert problems(lab_with(**{"gpuOperator.driver.version": DELETE})) == [(
+        "gpu-platform:gpuOperator.driver.version",
+        "a driver version is required; without one the chart's default applies, and it moves with every chart release")]
+
+
+def test_a_branch_is_accepted_with_precompiled_drivers():
+    values = compiled(lab_with(**{"gpuOperator.driver.version": "580",
+                                  "gpuOperator.driver.usePrecompiled": True})).values.to_helm_values()
+    assert values["driver"]["version"] == "580"
+    assert values["driver"]["usePrecompiled"] is True
+
+
+def test_a_driver_documented_for_another_release_only_is_rejected():
+    # The docs list 580.178.04 for chart v25.10.1, not the lab's 580.173.02.
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart.version": "v25.10.1"}))
+    assert path == "gpu-platform:gpuOperator.driver.version"
+    assert message.startswith("NVIDIA documents these drivers for chart v25.10.1: ")
+    assert "580.178.04 (recommended)" in message and message.count("580.173.02") == 3
+
+
+def test_an_undocumented_driver_can_be_allowed_on_purpose():
+    raw = lab_with(**{"gpuOperator.chart.version": "v25.10.1", "gpuOperator.driver.allowUndocumentedVersion": True,
+                      "cluster.prometheusOperatorCrds": True})
+    assert compiled(raw).values.to_helm_values()["driver"]["version"] == "580.173.02"
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ("26.7.0", "'26.7.0' is not a supported chart release (the chart is published with a 'v' prefix); supported: "
+               "v25.10.0, v25.10.1, v26.3.0, v26.3.1, v26.3.2, v26.3.3, v26.7.0 (got \"26.7.0\")"),
+    ("^v26.7.0", "'^v26.7.0' is not a supported chart release (a range is not a pin; write one exact release); "
+                 "supported: v25.10.0, v25.10.1, v26.3.0, v26.3.1, v26.3.2, v26.3.3, v26.7.0 (got \"^v26.7.0\")"),
+    ("v24.9.2", "'v24.9.2' is not a supported chart release; supported: v25.10.0, v25.10.1, v26.3.0, v26.3.1, "
+                "v26.3.2, v26.3.3, v26.7.0 (got \"v24.9.2\")"),
+])
+def test_unpinned_or_unsupported_chart_versions_are_rejected(version, message):
+    assert problems(lab_with(**{"gpuOperator.chart.version": version})) == [
+        ("gpu-platform:gpuOperator.chart.version", message)]
+
+
+MPS_HINT = ("there is no `mps` key in any gpu-operator chart release (Helm would silently ignore `mps.enabled`); "
+            "MPS is a device-plugin sharing profile: gpu-platform:gpuOperator.devicePlugin.sharing.profiles.<name>.mps"
+            ".replicas, picked by `default` or by nodes[].sharing")
+
+
+@pytest.mark.parametrize("path", ["mps", "gpuOperator.mps", "gpuOperator.devicePlugin.mps"])
+def test_a_top_level_mps_key_points_to_the_sharing_profiles(path):
+    assert problems(mutate(lab_raw(), path, {"enabled": True})) == [(f"gpu-platform:{path}", MPS_HINT)]
+
+
+def test_mig_enabled_points_to_the_mig_manager():
+    found = problems(lab_with(**{"gpuOperator.mig": {"strategy": "single", "enabled": False}}))
+    assert found == [("gpu-platform:gpuOperator.mig.enabled",
+                      "the chart has no `mig.enabled`: the MIG manager is switched by gpuOperator.migManager.enabled "
+                      "(chart key migManager.enabled); `mig` only takes `strategy`")]
+
+
+def test_a_misspelt_key_is_named_with_a_suggestion_and_the_allowed_keys():
+    found = problems(lab_with(**{"gpuOperator.driver.verison": "580.173.02"}))
+    assert found == [("gpu-platform:gpuOperator.driver.verison",
+                      "unknown key (Helm would silently ignore it; this program does not); did you mean 'version'? "
+                      "Allowed here: mode, version, hostVersion, pools, usePrecompiled, kernelModuleType, repository, "
+                      "allowUndocumentedVersion, upgradePolicy")]
+
+
+def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
+    assert problems(mutate(lab_raw(), "gpuOprator", {})) == [
+        ("gpu-platform:gpuOprator", "unknown config key; this program reads gpu-platform:cluster, "
+                                    "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:registryPassword")]
+
+
+def test_the_config_toml_tmpl_recipe_is_refused_with_the_reason():
+    env = [{"name": "CONTAINERD_CONFIG", "value": "/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl"}]
+    assert problems(lab_with(**{"gpuOperator.toolkit": {"extraEnv": env}})) == [(
+        "gpu-platform:gpuOperator.toolkit.extraEnv[0]",
+        "CONTAINERD_CONFIG=/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl: the "
+        "CONTAINERD_CONFIG=.../config.toml.tmpl recipe breaks RKE2 after a reboot (NVIDIA/gpu-operator#992) and was "
+        "removed from NVIDIA's docs; with chart v25.10+ RKE2 needs only CONTAINERD_SOCKET, which "
+        "`cluster.containerRuntime: rke2` sets: remove this entry")]
+
+
+def test_a_preset_owned_env_entry_is_refused():
+    env = [{"name": "CONTAINERD_SOCKET", "value": "/run/containerd/containerd.sock"}]
+    [(path, message)] = problems(lab_with(**{"gpuOperator.toolkit": {"extraEnv": env}}))
+    assert path == "gpu-platform:gpuOperator.toolkit.extraEnv[0]"
+    assert "CONTAINERD_SOCKET is set by the container-runtime preset (`cluster.containerRuntime`)" in message
+
+
+def test_env_values_must_be_strings():
+    env = [{"name": "NVIDIA_MIG_MONITOR_DEVICES", "value": True}]
+    assert problems(lab_with(**{"gpuOperator.devicePlugin.extraEnv": env})) == [(
+        "gpu-platform:gpuOperator.devicePlugin.extraEnv[0].value",
+        "Input should be a valid string; env values must be strings (quote them: \"true\"), the ClusterPolicy "
+        "rejects anything else (got true)")]
+
+
+@pytest.mark.parametrize(("path", "value", "where", "message"), [
+    ("nodes[0].name", "Proj_K8sw04", "nodes[0].name",
+     "'Proj_K8sw04' is not a valid Kubernetes name: lower-case letters, digits, '-' and '.', starting and ending "
+     "with a letter or digit, at most 253 characters (got \"Proj_K8sw04\")"),
+    ("nodes[0].labels", {"gpu": "yes please"}, "nodes[0].labels",
+     "label value 'yes please' must be at most 63 characters of letters, digits, '-', '_' or '.', starting and "
+     "ending with a letter or digit (or empty)"),
+    ("nodes[0].labels", {"-gpu": "true"}, "nodes[0].labels",
+     "label key '-gpu': the name part must be 1-63 characters of letters, digits, '-', '_' or '.', starting and "
+     "ending with a letter or digit"),
+    ("nodes[0].labels", {"nvidia.com/gpu.present": "true"}, "nodes[0].labels",
+     "label 'nvidia.com/gpu.present' is owned by the GPU operator or NFD; use the typed fields `sharing` "
+     "(nvidia.com/device-plugin.config) or `migConfig` (nvidia.com/mig.config)"),
+    ("nodes[0].taints", [{"key": "nvidia.com/gpu", "effect": "NoRun"}], "nodes[0].taints[0].effect",
+     "Input should be 'NoSchedule', 'PreferNoSchedule' or 'NoExecute' (got \"NoRun\")"),
+    ("nodes[0].gpu", "RTX-4000", "nodes[0].gpu",
+     "unknown GPU product 'RTX-4000'; known: "),
+])
+def test_node_names_labels_and_taints_are_validated(path, value, where, message):
+    [(found_path, found_message)] = problems(mutate(lab_raw(), path, value))
+    assert found_path == f"gpu-platform:{where}"
+    assert found_message.startswith(message) if message.endswith("known: ") else found_message == message
+
+
+def test_every_problem_is_reported_at_once():
+    raw = lab_with(**{"gpuOperator.driver.version": "latest", "nodes[0].name": "Bad", "mps": {"enabled": True}})
+    paths = [path for path, _ in problems(raw)]
+    assert paths == ["gpu-platform:gpuOperator.driver.version", "gpu-platform:nodes[0].name", "gpu-platform:mps"]
+    # cross-section rules also report together: an undocumented driver and the NRI plugin on v25.10.1
+    raw = lab_with(**{"cluster.nriPlugin": True, "gpuOperator.chart.version": "v25.10.1"})
+    assert [path for path, _ in problems(raw)] == ["gpu-platform:gpuOperator.driver.version",
+                                                   "gpu-platform:cluster.nriPlugin"]
+
+
+def test_the_error_message_names_the_count_and_says_nothing_was_declared():
+    with pytest.raises(ConfigError) as caught:
+        compile_config(lab_with(**{"gpuOperator.driver.version": "latest"}))
+    assert str(caught.value) == (
+        "invalid stack config (1 problem); nothing was declared:\n"
+        "  - gpu-platform:gpuOperator.driver.version: 'latest' is not a pin; write one exact version such as 580.173.02")
+
+
+# --- sharing ------------------------------------------------------------------------------------------------------
+
+SHARING = "gpuOperator.devicePlugin.sharing"
+
+
+def test_mps_replicas_are_bounded():
+    assert problems(lab_with(**{f"{SHARING}.profiles.mps-4.mps.replicas": 49})) == [
+        ("gpu-platform:gpuOperator.devicePlugin.sharing.profiles.mps-4.mps.replicas",
+         "Input should be less than or equal to 48 (got 49)")]
+    assert problems(lab_with(**{f"{SHARING}.profiles.mps-4.mps.replicas": 1})) == [
+        ("gpu-platform:gpuOperator.devicePlugin.sharing.profiles.mps-4.mps.replicas",
+         "Input should be greater than or equal to 2 (got 1)")]
+
+
+def test_mps_on_an_older_gpu_is_bounded_by_its_compute_capability():
+    raw = lab_with(**{"nodes[0].gpu": "Tesla-V100-PCIE-32GB", f"{SHARING}.profiles.mps-4.mps.replicas": 20})
+    assert problems(raw) == [("gpu-platform:gpuOperator.devicePlugin.sharing.default",
+                              "MPS profile 'mps-4' asks for 20 clients; Tesla-V100-PCIE-32GB (compute capability 7.0) "
+                              "allows at most 16")]
+
+
+def test_time_slicing_and_mps_are_exclusive_in_one_profile():
+    raw = lab_with(**{f"{SHARING}.profiles.mps-4.timeSlicing": {"replicas": 4}})
+    assert problems(raw) == [("gpu-platform:gpuOperator.devicePlugin.sharing.profiles.mps-4",
+                              "time-slicing and MPS are mutually exclusive on a node; give this profile either "
+                              "`timeSlicing` or `mps`, not both")]
+
+
+def test_the_default_profile_must_exist():
+    assert problems(lab_with(**{f"{SHARING}.default": "ts-8"})) == [
+        ("gpu-platform:gpuOperator.devicePlugin.sharing.default", "'ts-8' is not one of the profiles (mps-4)")]
+
+
+def test_a_node_profile_must_exist():
+    assert problems(lab_with(**{"nodes[0].sharing": "ts-8"})) == [
+        ("gpu-platform:nodes[0].sharing", "'ts-8' is not a sharing profile "
+                                          "(gpuOperator.devicePlugin.sharing.profiles: mps-4)")]
+
+
+def test_mps_is_never_combined_with_mig():
+    raw = lab_with(**{"nodes[0].gpu": "NVIDIA-A100-SXM4-80GB", "nodes[0].migConfig": "all-1g.10gb",
+                      "gpuOperator.migManager.enabled": True})
+    assert problems(raw) == [("gpu-platform:gpuOperator.devicePlugin.sharing.default",
+                              "node 'proj-k8sw04' gets MPS profile 'mps-4' and a MIG profile; MPS cannot be used with "
+                              "MIG: give it a time-slicing or whole-GPU profile")]
+
+
+def test_mig_profiles_need_a_mig_gpu_and_the_mig_manager():
+    assert problems(lab_with(**{"nodes[0].migConfig": "all-1g.5gb"})) == [
+        ("gpu-platform:nodes[0].migConfig", "NVIDIA-RTX-A4000 has no MIG (MIG is on A100/A30, Hopper and Blackwell "
+                                            "data-center GPUs); remove migConfig")]
+    raw = lab_with(**{"nodes[0].gpu": "NVIDIA-A30", "nodes[0].migConfig": "all-1g.6gb", "nodes[0].sharing": "none",
+                      f"{SHARING}.profiles.none": {}})
+    assert problems(raw) == [("gpu-platform:nodes[0].migConfig",
+                              "a MIG profile needs the MIG manager: set gpuOperator.migManager.enabled: true")]
+
+
+# --- driver modes -------------------------------------------------------------------------------------------------
+
+POOL_A4000 = {"name": "a4000", "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-RTX-A4000"}, "version": "580.173.02"}
+
+
+def per_pool(*pools: dict) -> dict:
+    raw = lab_raw()
+    driver = raw["gpuOperator"]["driver"]
+    raw["gpuOperator"]["driver"] = {"mode": "perPool", "pools": list(pools), "upgradePolicy": driver["upgradePolicy"]}
+    return raw
+
+
+def test_per_pool_drivers_are_accepted_and_move_driver_management_to_the_crd():
+    values = compiled(per_pool(POOL_A4000)).values.to_helm_values()["driver"]
+    assert values["enabled"] is True
+    assert values["nvidiaDriverCRD"] == {"enabled": True, "deployDefaultCR": False}
+    assert "version" not in values
+
+
+def test_overlapping_pool_selectors_are_rejected():
+    other = {"name": "lab-gpus", "nodeSelector": {"gpu": "true"}, "version": "595.91.07"}
+    assert problems(per_pool(POOL_A4000, other)) == [(
+        "gpu-platform:gpuOperator.driver.pools[1].nodeSelector",
+        "can select the same nodes as pool 'a4000' ({'nvidia.com/gpu.product': 'NVIDIA-RTX-A4000'}); two "
+        "NVIDIADrivers on one node fight over it. Make the selectors require different values for a common "
+        "label key")]
+
+
+def test_pools_that_differ_on_a_common_key_are_accepted():
+    gpu = {"name": "lab-tier", "nodeSelector": {"gpu": "true", "tier": "lab"}, "version": "595.91.07"}
+    a4000 = {**POOL_A4000, "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-RTX-A4000", "tier": "prod"}}
+    raw = mutate(per_pool(gpu, a4000), "nodes[0].labels", {"gpu": "true", "tier": "lab"})
+    assert [p.name for p in compiled(raw).stack.gpu_operator.driver.pools] == ["lab-tier", "a4000"]
+
+
+def test_a_node_without_a_pool_is_rejected_in_per_pool_mode():
+    pool = {**POOL_A4000, "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"}}
+    assert problems(per_pool(pool)) == [("gpu-platform:nodes[0]", "node 'proj-k8sw04' is selected by no driver pool, "
+                                                                   "so it would get no driver; add a pool whose "
+                                                                   "nodeSelector matches its labels")]
+
+
+def test_pool_versions_are_checked_like_the_single_driver():
+    found = problems(per_pool({**POOL_A4000, "version": "525.85.05"}))
+    assert [path for path, _ in found] == ["gpu-platform:gpuOperator.driver.pools[0].version"]
+    assert "(gpuOperator.driver.pools[0].version: 595.91.07, for example)" in found[0][1]
+
+
+def test_the_upgrade_policy_is_required_and_mode_fields_do_not_mix():
+    raw = lab_with(**{"gpuOperator.driver.upgradePolicy": DELETE, "gpuOperator.driver.hostVersion": "580.173.02"})
+    assert problems(raw) == [
+        ("gpu-platform:gpuOperator.driver.hostVersion", "not used with driver.mode: operator; remove it"),
+        ("gpu-platform:gpuOperator.driver.upgradePolicy",
+         "required: a driver change cordons nodes and removes GPU pods, so say how (maxParallelUpgrades, "
+         "gpuPodDeletion.timeoutSeconds, drain.enable)")]
+
+
+# --- runtime, monitoring dependency, registry ---------------------------------------------------------------------
+
+def test_the_nri_plugin_needs_chart_26_3():
+    raw = lab_with(**{"cluster.nriPlugin": True, "gpuOperator.chart.version": "v25.10.1",
+                      "gpuOperator.driver.version": "580.178.04"})
+    assert problems(raw) == [("gpu-platform:cluster.nriPlugin",
+                              "the NRI plugin (cdi.nriPluginEnabled) needs chart v26.3.0 or newer; v25.10.1 is pinned")]
+
+
+def test_a_service_monitor_without_prometheus_operator_crds_is_refused_up_to_26_3_3():
+    raw = lab_with(**{"gpuOperator.chart.version": "v26.3.3", "cluster.prometheusOperatorCrds": False})
+    assert problems(raw) == [(
+        "gpu-platform:gpuOperator.dcgmExporter.serviceMonitor.enabled",
+        "with chart v26.3.3 a DCGM ServiceMonitor without the prometheus-operator CRDs leaves the ClusterPolicy "
+        "notReady; install the CRDs (e.g. kube-prometheus-stack) and set cluster.prometheusOperatorCrds: true, or "
+        "set serviceMonitor.enabled: false")]
+    # v26.7.0 handles missing CRDs itself
+    assert compiled(lab_with(**{"cluster.prometheusOperatorCrds": False}))
+
+
+def test_registry_credentials_must_be_a_secret():
+    raw = lab_with(**{"gpuOperator.registry": {"server": "nvcr.io"}, "registryPassword": "plain-text"})
+    assert problems(raw) == [("gpu-platform:registryPassword", "must be a secret: set it with `pulumi config set "
+                                                               "--secret gpu-platform:registryPassword <value>`")]
+    assert problems(lab_with(**{"gpuOperator.registry": {"server": "nvcr.io"}})) == [(
+        "gpu-platform:registryPassword", "gpuOperator.registry is set, so the registry password is required: "
+                                         "`pulumi config set --secret gpu-platform:registryPassword <token>`")]
+    raw = lab_with(**{"gpuOperator.registry": {"server": "nvcr.io"}, "registryPassword": "s3cret"})
+    values = compiled(raw, secret_keys=("registryPassword",)).values.to_helm_values()
+    assert values["driver"]["imagePullSecrets"] == ["gpu-operator-registry"]

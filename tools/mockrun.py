@@ -1,0 +1,182 @@
+"""Run a Pulumi program under the Pulumi SDK's mock engine and record every resource it declares.
+
+This is the official unit-test path of the Python SDK (`pulumi.runtime.set_mocks`): the program's real
+`__main__.py` runs with a stack's config; instead of a deployment engine, a mock monitor records each
+registration (type, name, parent, inputs, options). Secure config values become placeholders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET_PLACEHOLDER = "[secret]"
+# How the engine marks a secret value on the wire; kept when inputs are recorded (see is_secret()).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+# How the engine marks a value that is unknown during preview.
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+class StackFileError(Exception):
+    """A stack file that cannot be read (not YAML, no `config` mapping)."""
+
+
+@dataclass(frozen=True)
+class StackFile:
+    project: str
+    stack: str
+    config: dict[str, str]
+    secret_keys: list[str]
+
+
+def read_stack_file(program_dir: Path, stack: str) -> StackFile:
+    """Pulumi.<stack>.yaml as the CLI hands it to a program: every value a string, objects as JSON."""
+    project_file = program_dir / "Pulumi.yaml"
+    stack_path = program_dir / f"Pulumi.{stack}.yaml"
+    try:
+        project = yaml.safe_load(project_file.read_text())["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise StackFileError(f"{project_file}: not a Pulumi project file ({error})") from None
+    try:
+        document = yaml.safe_load(stack_path.read_text()) or {}
+    except OSError:
+        raise StackFileError(f"no stack file {stack_path.name} in {program_dir}") from None
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{stack_path.name} is not valid YAML: {error}") from None
+    entries = document.get("config") or {} if isinstance(document, dict) else None
+    if not isinstance(entries, dict):
+        raise StackFileError(f"{stack_path.name}: `config` must be a mapping of keys to values")
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in entries.items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full_key] = SECRET_PLACEHOLDER
+            secret_keys.append(full_key)
+        elif isinstance(value, (dict, list)):
+            config[full_key] = json.dumps(value)
+        elif isinstance(value, bool):
+            config[full_key] = "true" if value else "false"
+        else:
+            config[full_key] = "" if value is None else str(value)
+    return StackFile(project, stack, config, secret_keys)
+
+
+@dataclass
+class Registration:
+    """One resource as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    protect: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Registration]
+    outputs: dict[str, Any]
+
+
+class Recorder:
+    """Installs the mock engine and records what a program registers (resources and stack outputs)."""
+
+    def __init__(self, project: str, stack: str, *, preview: bool = True):
+        import pulumi
+        from pulumi.runtime import mocks, rpc, settings
+
+        self.project, self.stack = project, stack
+        self.resources: list[Registration] = []
+        self.outputs: dict[str, Any] = {}
+        recorder = self
+
+        class Mocks(pulumi.runtime.Mocks):
+            def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+                return f"{args.name}-id", dict(args.inputs)
+
+            def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any] | None]:
+                return {}, None
+
+        class Monitor(mocks.MockMonitor):
+            def RegisterResource(self, request: Any) -> Any:
+                response = super().RegisterResource(request)
+                if request.type != "pulumi:pulumi:Stack":
+                    recorder.resources.append(Registration(
+                        urn=response.urn, type=request.type, name=request.name, custom=request.custom,
+                        parent=request.parent, inputs=_plain(rpc.deserialize_properties(request.object, True)),
+                        protect=request.protect, dependencies=list(request.dependencies),
+                        provider=request.provider))
+                return response
+
+            def RegisterResourceOutputs(self, request: Any) -> Any:
+                if request.urn.endswith(f"::pulumi:pulumi:Stack::{project}-{stack}"):
+                    recorder.outputs.update(_plain(rpc.deserialize_properties(request.outputs, True)))
+                return super().RegisterResourceOutputs(request)
+
+        settings.ROOT.set(None)
+        monitor = Monitor(Mocks())
+        mock_settings = mocks.MockSettings(
+            monitor=monitor, engine=mocks.MockEngine(None), project=project, stack=stack, dry_run=preview,
+            organization="organization", callbacks=None)
+        mock_settings.monitor_features = set(monitor.GetDeploymentInfo(None).supportedFeatures)
+        settings.configure(mock_settings)
+
+    def by_type(self, type_token: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_token]
+
+
+def run_program(program_dir: Path, stack_file: StackFile, *, preview: bool = True) -> ProgramRun:
+    """Run `program_dir/__main__.py` under mocks; raise whatever the program raises (e.g. pulumi.RunError)."""
+    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import stack
+    from pulumi.runtime.sync_await import _sync_await
+
+    runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
+    recorder = Recorder(stack_file.project, stack_file.stack, preview=preview)
+    main = program_dir / "__main__.py"
+    added_path = str(program_dir) not in sys.path
+    if added_path:
+        sys.path.insert(0, str(program_dir))
+    cwd = os.getcwd()
+    os.chdir(program_dir)
+    try:
+        _sync_await(stack.run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+    finally:
+        os.chdir(cwd)
+        if added_path:
+            sys.path.remove(str(program_dir))
+    return ProgramRun(recorder.resources, recorder.outputs)
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON-like data: secrets in the engine's envelope, unknowns as the engine's sentinel, and
+    integral numbers as ints (the wire carries every number as a double; Kubernetes schemas want integers)."""
+    from pulumi.output import Unknown
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270", "value": _plain(rpc.unwrap_rpc_secret(value))}
+    if isinstance(value, Unknown):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value

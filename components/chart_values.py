@@ -144,7 +144,6 @@ class ServiceMonitorValues(ChartValues):
     interval: str | None = None
     honor_labels: bool | None = None
     additional_labels: dict[str, str] | None = None
-    relabelings: list[dict[str, Any]] | None = None
 
 
 class DcgmExporterValues(ChartValues):

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import pulumi
@@ -225,7 +226,9 @@ class DriverPools(pulumi.ComponentResource):
     """One NVIDIADriver per pool (driver.mode: perPool); the chart's CRDs must exist first."""
 
     def __init__(self, name: str, pools: list[DriverPool], *, release: ChartRelease, repository: str | None,
-                 image_pull_secrets: list[str] | None, opts: pulumi.ResourceOptions | None = None):
+                 image_pull_secrets: list[str] | None, after: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None):
+        """`after`: the release that installs the NVIDIADriver CRD."""
         super().__init__("gpu-platform:driver:DriverPools", name, None, opts)
         self.drivers = [
             k8s.apiextensions.CustomResource(
@@ -234,7 +237,7 @@ class DriverPools(pulumi.ComponentResource):
                 kind="NVIDIADriver",
                 metadata={"name": pool.name},
                 spec=nvidia_driver_spec(pool, release, repository, image_pull_secrets),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
             )
             for pool in pools
         ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Literal
 
 import pulumi
@@ -253,9 +254,10 @@ class GpuOperator(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: GpuOperatorConfig, values: GpuOperatorValues, *,
                  namespace: pulumi.Input[str], registry_password: pulumi.Output[str] | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 after: Sequence[pulumi.Resource] = (), opts: pulumi.ResourceOptions | None = None):
+        """`after`: resources the release must wait for (a component's depends_on does not reach its children)."""
         super().__init__("gpu-platform:operator:GpuOperator", name, None, opts)
-        depends_on: list[pulumi.Resource] = []
+        depends_on: list[pulumi.Resource] = list(after)
         if config.registry is not None and registry_password is not None:
             registry = config.registry
             self.pull_secret = k8s.core.v1.Secret(

@@ -30,11 +30,11 @@ class GpuPlatform(pulumi.ComponentResource):
             f"{name}-operator", op, values, namespace=self.operator_namespace.name,
             registry_password=registry_password,
             # Node labels first: the operator's selector and the sharing labels must be there when it starts.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.nodes]))
+            after=self.nodes.patches, opts=child)
         if op.driver.mode == "perPool":
             self.driver_pools = DriverPools(
                 f"{name}-drivers", op.driver.pools or [], release=op.chart.release, repository=op.driver.repository,
                 image_pull_secrets=[op.registry.secret_name] if op.registry else None,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.operator]))
+                after=[self.operator.release], opts=child)
         self.namespace = self.operator_namespace.name
         self.register_outputs({"namespace": self.namespace, "releaseStatus": self.operator.release_status})

@@ -8,7 +8,6 @@ Validators are built once per schema and cached: checking a few thousand manifes
 """
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterable
@@ -99,10 +98,8 @@ class CrdSchemas:
                 spec = crd["spec"]
                 for version in spec["versions"]:
                     key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                    schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
-                    # metadata is checked by the API server itself, not by the CRD's schema
-                    schema.get("properties", {}).pop("metadata", None)
-                    self._schemas[key] = _strict(schema)
+                    # metadata stays `type: object` (the API server checks it, not the CRD)
+                    self._schemas[key] = _strict(version["schema"]["openAPIV3Schema"])
                     self.sources[key] = path
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
 

@@ -132,6 +132,12 @@ class Recorder:
         mock_settings.monitor_features = set(monitor.GetDeploymentInfo(None).supportedFeatures)
         settings.configure(mock_settings)
 
+    def start_stack(self) -> None:
+        """Register a root Stack, as set_mocks does, for tests that declare components directly."""
+        from pulumi.runtime.stack import Stack
+
+        Stack()._finish()
+
     def by_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
 

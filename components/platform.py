@@ -8,6 +8,7 @@ from .gpu_nodes import GpuNodes
 from .gpu_operator import GpuOperator
 from .operator_namespace import OperatorNamespace
 from .stack_config import CompiledConfig
+from .tenancy import Tenancy, gpu_resources
 
 
 class GpuPlatform(pulumi.ComponentResource):
@@ -36,5 +37,10 @@ class GpuPlatform(pulumi.ComponentResource):
                 f"{name}-drivers", op.driver.pools or [], release=op.chart.release, repository=op.driver.repository,
                 image_pull_secrets=[op.registry.secret_name] if op.registry else None,
                 after=[self.operator.release], opts=child)
+        if stack.tenancy is not None:
+            self.tenancy = Tenancy(
+                f"{name}-tenancy", stack.tenancy, kubernetes_version=stack.cluster.kubernetes_version,
+                operator_namespace=self.operator_namespace.name,  # an Output: bindings wait for the namespace
+                gpu_resources=gpu_resources(op.device_plugin.sharing), opts=child)
         self.namespace = self.operator_namespace.name
         self.register_outputs({"namespace": self.namespace, "releaseStatus": self.operator.release_status})

@@ -27,6 +27,7 @@ from .gpu_nodes import GpuNodeConfig
 from .gpu_operator import GpuOperatorConfig, build_chart_values
 from .gpus import PRODUCTS
 from .runtime_presets import refused_env
+from .tenancy import TenancyConfig, tenancy_problems
 
 NAMESPACE = "gpu-platform"
 # Keys that must arrive as Pulumi secrets (`pulumi config set --secret`) and never enter the model.
@@ -40,6 +41,8 @@ class StackConfig(ConfigModel):
     gpu_operator: GpuOperatorConfig
     nodes: list[GpuNodeConfig] = Field(default=[])
     """The GPU worker nodes."""
+    tenancy: TenancyConfig | None = None
+    """Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "StackConfig":
@@ -50,6 +53,7 @@ class StackConfig(ConfigModel):
         self._check_runtime(problems)
         self._check_nodes(problems)
         self._check_pools(problems)
+        problems.extend(("tenancy",), tenancy_problems(self))
         monitor = op.dcgm_exporter.service_monitor
         if monitor.enabled and not self.cluster.prometheus_operator_crds and release.service_monitor_needs_crds:
             problems.add(("gpuOperator", "dcgmExporter", "serviceMonitor", "enabled"),

@@ -16,7 +16,7 @@ from components.gpu_nodes import GpuNodes
 from components.gpu_operator import GpuOperator
 from components.operator_namespace import OperatorNamespace
 from components.platform import GpuPlatform
-from tests.factories import compiled, lab_raw, lab_with, mutate
+from tests.factories import DELETE, compiled, lab_raw, lab_with, mutate
 from tools.mockrun import Recorder, is_secret
 
 
@@ -161,7 +161,8 @@ def test_driver_pools_declare_one_nvidiadriver_per_pool(tag, has_default):
 
 @pulumi.runtime.test
 def test_the_platform_wires_namespace_nodes_and_release_in_order(recorder):
-    platform = GpuPlatform("gpu-platform", compiled())
+    # The operator's wiring only; tenancy's place in the platform is tested in tests/test_tenancy.py.
+    platform = GpuPlatform("gpu-platform", compiled(lab_with(tenancy=DELETE)))
 
     def check(urn: str) -> None:
         release = only(recorder, "kubernetes:helm.sh/v3:Release")

@@ -125,7 +125,8 @@ def test_a_misspelt_key_is_named_with_a_suggestion_and_the_allowed_keys():
 def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
     assert problems(mutate(lab_raw(), "gpuOprator", {})) == [
         ("gpu-platform:gpuOprator", "unknown config key; this program reads gpu-platform:cluster, "
-                                    "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:registryPassword")]
+                                    "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:tenancy, "
+                                    "gpu-platform:registryPassword")]
 
 
 def test_the_config_toml_tmpl_recipe_is_refused_with_the_reason():

@@ -72,8 +72,9 @@ def evaluate(view: ResourceView, config: DocumentedConfig) -> Outcome:
         outcome.not_applicable = "the release deploys no driver of its own"
         return outcome
     version = setting.version
+    exact = BRANCH if setting.precompiled else EXACT_DRIVER
     if not (isinstance(chart, str) and EXACT_CHART.match(chart.strip()) and isinstance(version, str)
-            and (EXACT_DRIVER.match(version) or (setting.precompiled and BRANCH.match(version)))):
+            and exact.match(version)):
         outcome.not_applicable = "chart or driver version is not exact (gpu-operator-driver-pinned reports it)"
         return outcome
     release = chart.strip().lstrip("v").split("+", 1)[0]

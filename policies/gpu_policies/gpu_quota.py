@@ -77,7 +77,7 @@ def _quotas(views: list[ResourceView], names: tuple[str, ...], unknowns: list[st
         entry = found.setdefault(namespace, _Namespace())
         scopes, selector = get(spec, "scopes"), get(spec, "scopeSelector")
         scoped = (scopes is not None and scopes != []) or selector is not None
-        label = view.object_name()
+        label = f'"{view.object_name()}"'
         for key in keys(hard):
             for name in names:
                 if key == f"requests.{name}":
@@ -86,7 +86,7 @@ def _quotas(views: list[ResourceView], names: tuple[str, ...], unknowns: list[st
                     else:
                         entry.bounded.add(name)
                 elif key in (name, f"limits.{name}"):
-                    entry.wrong_key.setdefault(name, []).append(f'{label} ("{key}")')
+                    entry.wrong_key.setdefault(name, []).append(f'{label} (key "{key}")')
     return found, uncertain
 
 
@@ -147,8 +147,8 @@ def evaluate(views: list[ResourceView], config: QuotaConfig) -> Outcome:
                 subject, container, path,
                 f"requests {name}, but namespace {namespace} has no unscoped ResourceQuota in this stack that "
                 f"bounds requests.{name}{hint}",
-                f'declare a kubernetes:core/v1:ResourceQuota in namespace {namespace} with spec.hard '
-                f'"requests.{name}" and no scopes'), view.urn or None)
+                f'declare a kubernetes:core/v1:ResourceQuota in namespace {namespace} with '
+                f'spec.hard["requests.{name}"] and no scopes'), view.urn or None)
     if gpu_workloads:
         unknowns.extend(quota_unknowns)  # quotas with unknown fields matter only when GPUs are requested
     elif not unknowns:

@@ -76,12 +76,12 @@ def evaluate(views: list[ResourceView], config: BindingConfig) -> Outcome:
             unknowns.append(f"{subject}: roleRef")
             continue
         if ref_kind == "ClusterRole" and ref_name in config.privileged_roles:
-            why = f'roleRef is ClusterRole "{ref_name}"'
+            why = f'ClusterRole "{ref_name}", a privileged role'
         else:
             role_key = (ref_kind, namespace if ref_kind == "Role" else "", ref_name)
             if not isinstance(ref_kind, str) or not isinstance(ref_name, str) or role_key not in broad:
                 continue
-            why = f'roleRef is {ref_kind} "{ref_name}", whose {broad[role_key]}'
+            why = f'{ref_kind} "{ref_name}", whose {broad[role_key]}'
         if (kind, namespace, view.object_name()) in config.break_glass:
             continue
         subjects = seq(get(view.props, "subjects"))
@@ -97,7 +97,7 @@ def evaluate(views: list[ResourceView], config: BindingConfig) -> Outcome:
                 continue
             outcome.add(violation(
                 subject, None, f"subjects[{i}]",
-                f"grants {s_kind} {show(s_name)} everything: {why}",
+                f"binds {s_kind} {show(s_name)} to {why}",
                 "bind a role limited to the verbs and resources needed, or list this binding under breakGlass "
                 "with a reason in the policy config"), view.urn or None)
     if not bindings:

@@ -6,6 +6,7 @@ import pulumi
 from .driver import DriverPools
 from .gpu_nodes import GpuNodes
 from .gpu_operator import GpuOperator
+from .monitoring import Monitoring
 from .operator_namespace import OperatorNamespace
 from .stack_config import CompiledConfig
 from .tenancy import Tenancy, gpu_resources
@@ -42,5 +43,7 @@ class GpuPlatform(pulumi.ComponentResource):
                 f"{name}-tenancy", stack.tenancy, kubernetes_version=stack.cluster.kubernetes_version,
                 operator_namespace=self.operator_namespace.name,  # an Output: bindings wait for the namespace
                 gpu_resources=gpu_resources(op.device_plugin.sharing), opts=child)
+        if stack.monitoring is not None:
+            self.monitoring = Monitoring(f"{name}-monitoring", stack.monitoring, nodes=stack.nodes, opts=child)
         self.namespace = self.operator_namespace.name
         self.register_outputs({"namespace": self.namespace, "releaseStatus": self.operator.release_status})

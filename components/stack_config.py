@@ -26,6 +26,7 @@ from .driver import release_problems
 from .gpu_nodes import GpuNodeConfig
 from .gpu_operator import GpuOperatorConfig, build_chart_values
 from .gpus import PRODUCTS
+from .monitoring import MonitoringConfig, monitoring_problems
 from .runtime_presets import refused_env
 from .tenancy import TenancyConfig, tenancy_problems
 
@@ -43,6 +44,8 @@ class StackConfig(ConfigModel):
     """The GPU worker nodes."""
     tenancy: TenancyConfig | None = None
     """Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."""
+    monitoring: MonitoringConfig | None = None
+    """GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "StackConfig":
@@ -54,6 +57,8 @@ class StackConfig(ConfigModel):
         self._check_nodes(problems)
         self._check_pools(problems)
         problems.extend(("tenancy",), tenancy_problems(self))
+        if self.monitoring is not None:
+            problems.extend((), monitoring_problems(self.monitoring, self.cluster, op))
         monitor = op.dcgm_exporter.service_monitor
         if monitor.enabled and not self.cluster.prometheus_operator_crds and release.service_monitor_needs_crds:
             problems.add(("gpuOperator", "dcgmExporter", "serviceMonitor", "enabled"),

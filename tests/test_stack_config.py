@@ -126,7 +126,7 @@ def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
     assert problems(mutate(lab_raw(), "gpuOprator", {})) == [
         ("gpu-platform:gpuOprator", "unknown config key; this program reads gpu-platform:cluster, "
                                     "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:tenancy, "
-                                    "gpu-platform:registryPassword")]
+                                    "gpu-platform:monitoring, gpu-platform:registryPassword")]
 
 
 def test_the_config_toml_tmpl_recipe_is_refused_with_the_reason():
@@ -320,14 +320,16 @@ def test_the_nri_plugin_needs_chart_26_3():
 
 
 def test_a_service_monitor_without_prometheus_operator_crds_is_refused_up_to_26_3_3():
-    raw = lab_with(**{"gpuOperator.chart.version": "v26.3.3", "cluster.prometheusOperatorCrds": False})
+    # without gpu-platform:monitoring, whose rules need the CRDs on any release (tests/test_monitoring.py)
+    raw = lab_with(**{"gpuOperator.chart.version": "v26.3.3", "cluster.prometheusOperatorCrds": False,
+                      "monitoring": DELETE})
     assert problems(raw) == [(
         "gpu-platform:gpuOperator.dcgmExporter.serviceMonitor.enabled",
         "with chart v26.3.3 a DCGM ServiceMonitor without the prometheus-operator CRDs leaves the ClusterPolicy "
         "notReady; install the CRDs (e.g. kube-prometheus-stack) and set cluster.prometheusOperatorCrds: true, or "
         "set serviceMonitor.enabled: false")]
     # v26.7.0 handles missing CRDs itself
-    assert compiled(lab_with(**{"cluster.prometheusOperatorCrds": False}))
+    assert compiled(lab_with(**{"cluster.prometheusOperatorCrds": False, "monitoring": DELETE}))
 
 
 def test_registry_credentials_must_be_a_secret():

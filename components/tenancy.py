@@ -118,7 +118,7 @@ Count = Annotated[int, Field(strict=True), AfterValidator(_check_count)]
 
 def _check_group_key(key: str) -> str:
     if not re.match(r"^[a-z][A-Za-z0-9]{0,62}$", key):
-        raise ValueError(f"{key!r} is not a group key: a camelCase word such as dataScience")
+        raise ValueError("a group key is a camelCase word such as dataScience")
     return key
 
 

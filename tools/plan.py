@@ -1,0 +1,340 @@
+"""Offline plan and policy check of a stack: every resource and every policy verdict, without a cluster.
+
+    python -m tools.plan --stack lab [--program-dir DIR] [--format text|json|sarif|junit] [--out DIR]
+
+1. starts the policy pack exactly as the Pulumi CLI does (its own process, its own venv), in the background;
+2. runs the program's real __main__.py under the Pulumi SDK's mock engine with the stack's config file
+   (secure values as placeholders) and records every resource (type, name, parent, inputs);
+3. checks every Kubernetes manifest against the OpenAPI schema of the cluster's Kubernetes release and
+   custom resources against their CRDs;
+4. sends every resource to the pack over the analyzer gRPC protocol (Configure with the stack's
+   policy-pack config, Analyze each resource, AnalyzeStack once) and reports.
+
+Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_KUBERNETES_VERSION = "1.34"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+class PlanError(Exception):
+    """A config or program error: reported with its message (no traceback), exit code 2."""
+
+
+@dataclass
+class SchemaResult:
+    urn: str
+    resource: str
+    schema: str
+    findings: list[str]
+
+
+@dataclass
+class Verdict:
+    policy: str
+    level: str
+    severity: str
+    urn: str
+    resource: str
+    message: str
+
+
+@dataclass
+class Plan:
+    stack: str
+    program_dir: Path
+    stack_file: Path
+    resources: list[Any]
+    outputs: dict[str, Any]
+    kubernetes_version: str
+    pack: str = ""
+    policy_config: str = ""
+    policies: list[Any] = field(default_factory=list)
+    schema_results: list[SchemaResult] = field(default_factory=list)
+    schema_notes: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mandatory(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.level == "mandatory"]
+
+    @property
+    def invalid(self) -> list[SchemaResult]:
+        return [r for r in self.schema_results if r.findings]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.mandatory or self.invalid else 0
+
+
+# --- what a resource is called in reports ------------------------------------------------------------------
+
+def is_manifest(resource: Any) -> bool:
+    return resource.custom and resource.type.startswith("kubernetes:") and resource.type != HELM_RELEASE
+
+
+def describe(resource: Any) -> str:
+    inputs = resource.inputs
+    if resource.type == HELM_RELEASE:
+        return f"helm release {inputs.get('name') or resource.name} ({inputs.get('chart')} {inputs.get('version')})"
+    if is_manifest(resource):
+        metadata = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
+        name = metadata.get("name") or resource.name
+        namespace = metadata.get("namespace")
+        return f"{inputs.get('kind', resource.type.rsplit(':', 1)[-1])} {namespace + '/' if namespace else ''}{name}"
+    return f"{resource.type} {resource.name}"
+
+
+def namespace_of(resource: Any) -> str:
+    inputs = resource.inputs
+    if resource.type == HELM_RELEASE:
+        return str(inputs.get("namespace") or "default")
+    metadata = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
+    return str(metadata.get("namespace") or "(cluster)")
+
+
+# --- the steps --------------------------------------------------------------------------------------------
+
+class PackStarter:
+    """Starts the pack in a background thread so its start-up overlaps the program run."""
+
+    def __init__(self, pack_dir: Path, stack: str, project: str):
+        from tools.analyzer import PackProcess
+
+        self.process = PackProcess(pack_dir, stack=stack, project=project)
+        self.error: Exception | None = None
+        self._thread = threading.Thread(target=self._start, daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.process.start()
+        except Exception as error:  # noqa: BLE001 - reported by wait()
+            self.error = error
+
+    def wait(self) -> Any:
+        self._thread.join()
+        if self.error is not None:
+            raise PlanError(f"the policy pack could not be started: {self.error}")
+        return self.process
+
+    def stop(self) -> None:
+        self._thread.join()
+        self.process.stop()
+
+
+def run_program(program_dir: Path, stack: str) -> tuple[Any, Any]:
+    import pulumi
+
+    from tools.mockrun import StackFileError, read_stack_file
+    from tools.mockrun import run_program as run
+
+    try:
+        stack_file = read_stack_file(program_dir, stack)
+    except StackFileError as error:
+        raise PlanError(str(error)) from None
+    try:
+        return stack_file, run(program_dir, stack_file)
+    except pulumi.RunError as error:
+        raise PlanError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
+        where = _program_frame(error, program_dir)
+        raise PlanError(f"the program failed: {type(error).__name__}: {error}{where}") from None
+
+
+def _program_frame(error: BaseException, program_dir: Path) -> str:
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if str(program_dir) in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).relative_to(program_dir)}:{frame.lineno})"
+
+
+def kubernetes_version_of(stack_file: Any, override: str | None) -> str:
+    if override:
+        return override
+    cluster = stack_file.config.get(f"{stack_file.project}:cluster")
+    try:
+        return str(json.loads(cluster)["kubernetesVersion"]) if cluster else DEFAULT_KUBERNETES_VERSION
+    except (ValueError, KeyError, TypeError):
+        return DEFAULT_KUBERNETES_VERSION
+
+
+def check_schemas(plan: Plan) -> None:
+    from tools.k8s_schema import CrdSchemas, SchemaNotFound, upstream_crd_files, validate
+    from tools.upstream import ENV_VAR, upstream_dir
+
+    charts = [r.inputs.get("version") for r in plan.resources
+              if r.type == HELM_RELEASE and r.inputs.get("chart") == "gpu-operator"]
+    crds = None
+    upstream = upstream_dir()
+    if upstream.is_dir():
+        crds = CrdSchemas(upstream_crd_files(upstream, str(charts[0]) if charts else "v26.7.0"))
+    manifests = [r for r in plan.resources if is_manifest(r)]
+    for resource in manifests:
+        manifest = _unwrap_secrets(resource.inputs)
+        api_version, kind = str(manifest.get("apiVersion")), str(manifest.get("kind"))
+        group = api_version.split("/")[0] if "/" in api_version else ""
+        custom_group = "." in group and not group.endswith(".k8s.io")
+        try:
+            findings = validate(manifest, kubernetes_version=plan.kubernetes_version, crds=crds)
+        except SchemaNotFound as error:
+            if not custom_group:
+                findings = [str(error)]
+            else:
+                plan.schema_notes.append(f"{describe(resource)}: not checked, {error}"
+                                         + ("" if crds else f" (no CRD schemas: set {ENV_VAR})"))
+                continue
+        schema = (f"CRD {api_version}/{kind}" if crds is not None and crds.knows(api_version, kind)
+                  else f"Kubernetes {plan.kubernetes_version} OpenAPI")
+        plan.schema_results.append(SchemaResult(resource.urn, describe(resource), schema,
+                                                [str(f) for f in findings]))
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    from tools.mockrun import SECRET_PLACEHOLDER, is_secret
+
+    if is_secret(value):
+        return _unwrap_secrets(value["value"]) if not isinstance(value["value"], str) else SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def check_policies(plan: Plan, starter: PackStarter, config: dict[str, Any] | None) -> None:
+    from tools.analyzer import AnalyzerClient, ConfigInvalid, Provider, Resource
+
+    process = starter.wait()
+    by_urn = {r.urn: r for r in plan.resources}
+    with AnalyzerClient(process.address, stack=plan.stack, project=process.project) as client:
+        client.handshake(str(process.pack_dir), str(process.pack_dir))
+        client.configure_stack(dry_run=True)
+        info = client.get_analyzer_info()
+        plan.pack = f"{info.name}"
+        plan.policies = list(info.policies)
+        try:
+            client.configure(config)
+        except ConfigInvalid as error:
+            raise PlanError(f"{error} ({plan.policy_config or 'no config file'})") from None
+        custom = [r for r in plan.resources if r.custom]
+        diagnostics = []
+        for resource in custom:
+            provider = Provider() if resource.type.startswith("kubernetes:") else None
+            result = client.analyze(resource.type, resource.name, resource.inputs, urn=resource.urn,
+                                    provider=provider, parent=resource.parent)
+            diagnostics += [(d, resource.urn) for d in result.diagnostics]
+        stack = client.analyze_stack([
+            Resource(type=r.type, name=r.name, props=r.inputs, urn=r.urn, parent=r.parent,
+                     dependencies=tuple(r.dependencies),
+                     provider=Provider() if r.type.startswith("kubernetes:") else None)
+            for r in custom])
+        diagnostics += [(d, d.urn) for d in stack.diagnostics]
+    for diagnostic, urn in diagnostics:
+        resource = by_urn.get(urn)
+        plan.verdicts.append(Verdict(
+            policy=diagnostic.policy_name, level=diagnostic.enforcement_level, severity=diagnostic.severity,
+            urn=urn, resource=describe(resource) if resource else (urn or "the stack"), message=diagnostic.detail))
+
+
+def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_config: Path | None,
+              kubernetes_version: str | None = None) -> Plan:
+    started = time.perf_counter()
+    config = None
+    config_path = policy_config or (ROOT / "policies" / "config" / f"{stack}.json")
+    if pack_dir is not None and config_path.exists():
+        from tools.analyzer import load_policy_config
+
+        try:
+            config = load_policy_config(config_path)
+        except (OSError, ValueError) as error:
+            raise PlanError(f"policy-pack config {config_path}: {error}") from None
+    elif policy_config is not None:
+        raise PlanError(f"policy-pack config {policy_config} does not exist")
+    starter = None
+    if pack_dir is not None:
+        project = _project_name(program_dir)
+        starter = PackStarter(pack_dir, stack, project)
+    try:
+        stack_file, run = run_program(program_dir, stack)
+        plan = Plan(stack=stack, program_dir=program_dir, stack_file=program_dir / f"Pulumi.{stack}.yaml",
+                    resources=run.resources, outputs=run.outputs,
+                    kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
+                    policy_config=_relative(config_path) if config is not None else "")
+        plan.timings["program"] = time.perf_counter() - started
+        check_schemas(plan)
+        plan.timings["schemas"] = time.perf_counter() - started
+        if starter is not None:
+            check_policies(plan, starter, config)
+            plan.timings["policies"] = time.perf_counter() - started
+        return plan
+    finally:
+        if starter is not None:
+            starter.stop()
+
+
+def _project_name(program_dir: Path) -> str:
+    import yaml
+
+    try:
+        return str(yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        raise PlanError(f"{program_dir} has no readable Pulumi.yaml (is it a Pulumi program directory?)") from None
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml is used")
+    parser.add_argument("--program-dir", type=Path, default=ROOT, help="a Pulumi program directory (default: this one)")
+    parser.add_argument("--policy-pack", type=Path, default=ROOT / "policies", help="the policy pack directory")
+    parser.add_argument("--policy-pack-config", type=Path, help="default: policies/config/<stack>.json if present")
+    parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")
+    parser.add_argument("--kubernetes-version", help="default: the stack's cluster.kubernetesVersion, else 1.34")
+    parser.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
+    parser.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    parser.add_argument("--out", type=Path, help="write one manifest per resource into this directory")
+    args = parser.parse_args(argv)
+    from tools import plan_report
+
+    program_dir = args.program_dir.resolve()
+    try:
+        plan = make_plan(program_dir, args.stack, pack_dir=None if args.no_policies else args.policy_pack.resolve(),
+                         policy_config=args.policy_pack_config, kubernetes_version=args.kubernetes_version)
+    except PlanError as error:
+        print(f"plan: {error}", file=sys.stderr)
+        return 2
+    report = plan_report.render(plan, args.format)
+    if args.output:
+        args.output.write_text(report)
+    else:
+        sys.stdout.write(report)
+    if args.out:
+        written = plan_report.write_manifests(plan, args.out)
+        print(f"plan: wrote {written} manifests to {args.out}", file=sys.stderr)
+    return plan.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -263,18 +263,17 @@ class LevelAlert:
     threshold: float
     for_: str
     severity: str
-    unit: str
 
 
 def level_alerts(config: MonitoringConfig) -> list[LevelAlert]:
     a = config.alerts
     return [
         LevelAlert("GpuUtilizationHigh", per_gpu("DCGM_FI_DEV_GPU_UTIL"), a.gpu_utilization.threshold,
-                   a.gpu_utilization.for_, a.gpu_utilization.severity, "%"),
+                   a.gpu_utilization.for_, a.gpu_utilization.severity),
         LevelAlert("GpuMemoryHigh", memory_used_percent(), a.gpu_memory.threshold, a.gpu_memory.for_,
-                   a.gpu_memory.severity, "%"),
+                   a.gpu_memory.severity),
         LevelAlert("GpuTemperatureHigh", per_gpu("DCGM_FI_DEV_GPU_TEMP"), a.gpu_temperature.threshold,
-                   a.gpu_temperature.for_, a.gpu_temperature.severity, "°C"),
+                   a.gpu_temperature.for_, a.gpu_temperature.severity),
     ]
 
 
@@ -382,8 +381,9 @@ _LEGEND = "{{Hostname}} · GPU {{gpu}}"
 
 
 def _panel(panel_id: int, title: str, description: str, expr: str, grid: tuple[int, int, int, int], unit: str, *,
-           level: LevelAlert | None = None, runbook: str | None = None, value_range: tuple[float, float] | None = None,
-           step: bool = False) -> dict[str, Any]:
+           runbook_url: str, level: LevelAlert | None = None, runbook: str | None = None,
+           value_range: tuple[float, float] | None = None, step: bool = False) -> dict[str, Any]:
+    """A time series panel; `level` draws that alert's threshold, and a panel about an alert links its runbook."""
     x, y, w, h = grid
     steps: list[dict[str, Any]] = [{"color": "transparent", "value": None}]
     if level is not None:
@@ -406,7 +406,7 @@ def _panel(panel_id: int, title: str, description: str, expr: str, grid: tuple[i
     }
     alert = level.name if level else runbook
     if alert is not None:
-        panel["links"] = [{"title": f"Runbook: {alert}", "url": f"{{runbook}}#{runbook_anchor(alert)}",
+        panel["links"] = [{"title": f"Runbook: {alert}", "url": f"{runbook_url}#{runbook_anchor(alert)}",
                            "targetBlank": True}]
     return panel
 
@@ -415,25 +415,25 @@ def dashboard(config: MonitoringConfig) -> dict[str, Any]:
     """The Grafana dashboard model (schemaVersion 39): per-GPU panels with the alert thresholds drawn."""
     util, memory, temperature = level_alerts(config)
     xid_window = config.alerts.xid_errors.window
+    url = config.runbook_url
     panels = [
         _panel(1, "GPU utilisation", "DCGM_FI_DEV_GPU_UTIL per GPU; the dashed line is GpuUtilizationHigh's threshold.",
-               per_gpu("DCGM_FI_DEV_GPU_UTIL", _NODE_FILTER), (0, 0, 12, 8), "percent", level=util,
+               per_gpu("DCGM_FI_DEV_GPU_UTIL", _NODE_FILTER), (0, 0, 12, 8), "percent", runbook_url=url, level=util,
                value_range=(0, 100)),
         _panel(2, "GPU memory used", "100 × FB_USED / (FB_USED + FB_FREE) per GPU; the dashed line is GpuMemoryHigh's "
-               "threshold.", memory_used_percent(_NODE_FILTER), (12, 0, 12, 8), "percent", level=memory,
+               "threshold.", memory_used_percent(_NODE_FILTER), (12, 0, 12, 8), "percent", runbook_url=url,
+               level=memory,
                value_range=(0, 100)),
         _panel(3, "GPU temperature", "DCGM_FI_DEV_GPU_TEMP per GPU; the dashed line is GpuTemperatureHigh's threshold.",
-               per_gpu("DCGM_FI_DEV_GPU_TEMP", _NODE_FILTER), (0, 8, 12, 8), "celsius", level=temperature),
+               per_gpu("DCGM_FI_DEV_GPU_TEMP", _NODE_FILTER), (0, 8, 12, 8), "celsius", runbook_url=url,
+               level=temperature),
         _panel(4, "GPU power", "DCGM_FI_DEV_POWER_USAGE per GPU (no alert).",
-               per_gpu("DCGM_FI_DEV_POWER_USAGE", _NODE_FILTER), (12, 8, 12, 8), "watt"),
+               per_gpu("DCGM_FI_DEV_POWER_USAGE", _NODE_FILTER), (12, 8, 12, 8), "watt", runbook_url=url),
         _panel(5, "Last XID error", "DCGM_FI_DEV_XID_ERRORS: the last XID code per GPU (0 = none). The gauge keeps a "
                f"code after the error, so GpuXidError fires for {xid_window} when a new code appears; there is no "
                "level to draw.", per_gpu("DCGM_FI_DEV_XID_ERRORS", _NODE_FILTER), (0, 16, 24, 7), "none",
-               runbook="GpuXidError", step=True),
+               runbook_url=url, runbook="GpuXidError", step=True),
     ]
-    for panel in panels:
-        for link in panel.get("links", []):
-            link["url"] = link["url"].replace("{runbook}", config.runbook_url)
     return {
         "uid": DASHBOARD_UID,
         "title": "GPU platform · NVIDIA GPUs",

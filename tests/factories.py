@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from components.stack_config import NAMESPACE, CompiledConfig, ConfigError, compile_config
+from tools.mockrun import StackFile
 
 ROOT = Path(__file__).resolve().parent.parent
 DELETE = object()
@@ -56,3 +58,10 @@ def problems(raw: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> list[tup
     except ConfigError as error:
         return error.problems
     raise AssertionError("the config was accepted, but it should have been rejected")
+
+
+def stack_file(raw: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> StackFile:
+    """A stack file for the mock engine from `gpu-platform:*` entries (as the CLI passes them: JSON objects)."""
+    config = {f"{NAMESPACE}:{key}": value if isinstance(value, str) else json.dumps(value)
+              for key, value in raw.items()}
+    return StackFile("gpu-platform", "test", config, [f"{NAMESPACE}:{k}" for k in secret_keys])

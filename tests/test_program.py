@@ -8,17 +8,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.factories import ROOT, lab_raw, mutate
+from tests.factories import ROOT, lab_raw, mutate, stack_file
 from tools.k8s_schema import CrdSchemas, upstream_crd_files, validate
-from tools.mockrun import ProgramRun, StackFile, read_stack_file, run_program
+from tools.mockrun import ProgramRun, read_stack_file, run_program
 
 KUBERNETES_VERSION = "1.34"
-
-
-def stack_file(raw: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> StackFile:
-    config = {f"gpu-platform:{key}": value if isinstance(value, str) else json.dumps(value)
-              for key, value in raw.items()}
-    return StackFile("gpu-platform", "test", config, [f"gpu-platform:{k}" for k in secret_keys])
 
 
 @pytest.fixture(scope="module")

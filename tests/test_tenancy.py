@@ -18,8 +18,7 @@ import pytest
 from components.platform import GpuPlatform
 from components.sharing import SharingConfig
 from components.tenancy import Tenancy, cpu_cores, gpu_resources, memory_bytes
-from tests.factories import DELETE, ROOT, compiled, lab_raw, lab_with, mutate, problems
-from tests.test_program import stack_file
+from tests.factories import DELETE, ROOT, compiled, lab_raw, lab_with, mutate, problems, stack_file
 from tools.k8s_schema import validate
 from tools.mockrun import ProgramRun, Recorder, Registration, read_stack_file, run_program
 

@@ -249,12 +249,14 @@ def _unknown_key_message(loc: Path, value: Any) -> str:
     if len(loc) == 1:
         keys = ", ".join(f"{NAMESPACE}:{k}" for k in [*allowed, *SECRET_KEYS])
         return f"unknown config key; this program reads {keys}"
-    message = "unknown key (Helm would silently ignore it; this program does not)"
+    message = "unknown key"
+    if loc[0] == "gpuOperator":  # chart settings: the mistake Helm would swallow
+        message += " (Helm would silently ignore it; this program does not)"
     close = difflib.get_close_matches(key, allowed, n=1)
     if close:
         message += f"; did you mean {close[0]!r}?"
     if allowed:
-        message += f" Allowed here: {', '.join(allowed)}"
+        message += f"{' Allowed' if close else '; allowed'} here: {', '.join(allowed)}"
     return message
 
 

@@ -206,7 +206,7 @@ NO_CRDS = ("the alert rules are a PrometheusRule (monitoring.coreos.com/v1), whi
         ("gpu-platform:monitoring.prometheusLabels", "required key is missing")]),
     ({"monitoring.alerts.xidErrors.threshold": 0}, [(
         "gpu-platform:monitoring.alerts.xidErrors.threshold",
-        "unknown key (Helm would silently ignore it; this program does not) Allowed here: window, severity")]),
+        "unknown key; allowed here: window, severity")]),
 ])
 def test_a_monitoring_mistake_is_refused_with_its_key_path_and_what_to_do(changes, expected):
     assert problems(lab_with(**changes)) == expected

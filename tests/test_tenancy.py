@@ -154,7 +154,7 @@ DECLARED = "(gpu-inference-high, gpu-batch-preemptible)"
                          "up quota.gpu, and an extended resource's request must equal its limit anyway. Pods ask for "
                          "GPUs explicitly (resources.limits: {nvidia.com/gpu: 1}); quota.gpu bounds them")]),
     ({"tenancy.tenants[0].allowExcec": True},
-     [(f"{T0}.allowExcec", "unknown key (Helm would silently ignore it; this program does not); did you mean "
+     [(f"{T0}.allowExcec", "unknown key; did you mean "
                            "'allowExec'? Allowed here: namespace, owner, quota, defaults, allowedPriorityClasses, "
                            "priorityGpuQuota, allowExec")]),
 ], ids=lambda value: None if isinstance(value, list) else "+".join(value))

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from gpu_policies.common import reset_reported_config_errors
-
-ROOT = Path(__file__).resolve().parents[2]
-PACK_DIR = ROOT / "policies"
-LAB_CONFIG = PACK_DIR / "config" / "lab.json"
+from policy_factories import LAB_CONFIG, PACK_DIR
 
 
 @pytest.fixture(autouse=True)

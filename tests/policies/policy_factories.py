@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -14,6 +15,10 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from gpu_policies.common import POD_PATHS, reset_reported_config_errors
+
+ROOT = Path(__file__).resolve().parents[2]
+PACK_DIR = ROOT / "policies"
+LAB_CONFIG = PACK_DIR / "config" / "lab.json"
 
 # kind -> Pulumi type token, for every pod-bearing kind the issue names
 WORKLOAD_TOKENS = {

@@ -20,7 +20,6 @@ class ConfigModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
-        use_attribute_docstrings=True,
     )
 
 

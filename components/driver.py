@@ -24,20 +24,17 @@ DEFAULT_DRIVER_REPOSITORY = "nvcr.io/nvidia"
 class WaitForCompletion(ConfigModel):
     """Wait for matching pods (jobs) to finish before a node's driver is replaced."""
 
-    timeout_seconds: int = Field(default=0, ge=0)
-    """0 waits forever."""
+    timeout_seconds: int = Field(default=0, ge=0, description="0 waits forever.")
     pod_selector: str = ""
 
 
 class GpuPodDeletion(ConfigModel):
     """How GPU pods are removed from a node before its driver is replaced."""
 
-    timeout_seconds: int = Field(ge=0)
-    """How long the operator waits for GPU pods to go (0 waits forever)."""
-    force: bool = False
-    """Also delete GPU pods that no controller owns."""
-    delete_empty_dir: bool = False
-    """Also delete GPU pods that use emptyDir volumes (their data is lost)."""
+    timeout_seconds: int = Field(ge=0, description="How long the operator waits for GPU pods to go (0 waits forever).")
+    force: bool = Field(default=False, description="Also delete GPU pods that no controller owns.")
+    delete_empty_dir: bool = Field(default=False, description=(
+        "Also delete GPU pods that use emptyDir volumes (their data is lost)."))
 
 
 class Drain(ConfigModel):
@@ -53,12 +50,12 @@ class Drain(ConfigModel):
 class UpgradePolicy(ConfigModel):
     """How a driver change rolls over the nodes: each node is cordoned, GPU pods go, the driver reloads."""
 
-    auto_upgrade: bool = True
-    """Let the operator's upgrade controller roll driver changes node by node."""
-    max_parallel_upgrades: int = Field(ge=0)
-    """Nodes upgraded at once; 1 = one node at a time, 0 = all at once."""
-    max_unavailable: int | str = 1
-    """Nodes with a driver that may be unavailable at once (a number or a percentage such as "25%")."""
+    auto_upgrade: bool = Field(default=True, description=(
+        "Let the operator's upgrade controller roll driver changes node by node."))
+    max_parallel_upgrades: int = Field(ge=0, description=(
+        "Nodes upgraded at once; 1 = one node at a time, 0 = all at once."))
+    max_unavailable: int | str = Field(default=1, description=(
+        "Nodes with a driver that may be unavailable at once (a number or a percentage such as \"25%\")."))
     wait_for_completion: WaitForCompletion = WaitForCompletion()
     gpu_pod_deletion: GpuPodDeletion
     drain: Drain
@@ -71,8 +68,8 @@ class DriverPool(ConfigModel):
     """One node pool with its own driver (an NVIDIADriver resource)."""
 
     name: K8sName
-    node_selector: Labels = Field(min_length=1)
-    """Labels that pick the pool's nodes; pools must not be able to select the same node."""
+    node_selector: Labels = Field(min_length=1, description=(
+        "Labels that pick the pool's nodes; pools must not be able to select the same node."))
     version: str
     use_precompiled: bool = False
 
@@ -80,23 +77,21 @@ class DriverPool(ConfigModel):
 class DriverConfig(ConfigModel):
     """The driver: who installs it, which version, and how changes roll out."""
 
-    mode: DriverMode
-    """operator: one pinned driver; host: pre-installed on the hosts; perPool: one NVIDIADriver per pool."""
-    version: str | None = None
-    """mode operator: one exact, bare version documented for the pinned chart release (e.g. 580.173.02)."""
-    host_version: str | None = None
-    """mode host: the version installed on the hosts, recorded on the nodes for verification."""
-    pools: list[DriverPool] | None = None
-    """mode perPool: the pools and their drivers."""
-    use_precompiled: bool = False
-    """Precompiled driver packages (then `version` is a branch such as "580")."""
+    mode: DriverMode = Field(description=(
+        "operator: one pinned driver; host: pre-installed on the hosts; perPool: one NVIDIADriver per pool."))
+    version: str | None = Field(default=None, description=(
+        "mode operator: one exact, bare version documented for the pinned chart release (e.g. 580.173.02)."))
+    host_version: str | None = Field(default=None, description=(
+        "mode host: the version installed on the hosts, recorded on the nodes for verification."))
+    pools: list[DriverPool] | None = Field(default=None, description="mode perPool: the pools and their drivers.")
+    use_precompiled: bool = Field(default=False, description=(
+        "Precompiled driver packages (then `version` is a branch such as \"580\")."))
     kernel_module_type: Literal["auto", "open", "proprietary"] | None = None
-    repository: str | None = None
-    """A mirror of nvcr.io/nvidia that holds the driver images."""
-    allow_undocumented_version: bool = False
-    """Accept a version NVIDIA does not document for the pinned chart release (a warning instead of an error)."""
-    upgrade_policy: UpgradePolicy | None = None
-    """Required in modes operator and perPool: every driver change disrupts GPU workloads."""
+    repository: str | None = Field(default=None, description="A mirror of nvcr.io/nvidia that holds the driver images.")
+    allow_undocumented_version: bool = Field(default=False, description=(
+        "Accept a version NVIDIA does not document for the pinned chart release (a warning instead of an error)."))
+    upgrade_policy: UpgradePolicy | None = Field(default=None, description=(
+        "Required in modes operator and perPool: every driver change disrupts GPU workloads."))
 
     @model_validator(mode="after")
     def _rules(self) -> "DriverConfig":
@@ -109,7 +104,8 @@ class DriverConfig(ConfigModel):
 def version_form_problem(version: str | None, *, use_precompiled: bool) -> str | None:
     """Why `version` is not one exact bare driver version, or None."""
     if version is None or version == "":
-        return "a driver version is required; without one the chart's default applies, and it moves with every chart release"
+        return ("a driver version is required; without one the chart's default applies, and it moves with every "
+                "chart release")
     if version.lower() == "latest":
         return "'latest' is not a pin; write one exact version such as 580.173.02"
     if "-" in version and DRIVER_VERSION_RE.match(version.split("-", 1)[0]):

@@ -39,22 +39,20 @@ DEFAULT_GPU_TAINT = Taint(key=GPU_TAINT_KEY, value="present", effect="NoSchedule
 class GpuNodeConfig(ConfigModel):
     """A GPU worker node and what we set on it."""
 
-    name: K8sName
-    """The Kubernetes node name."""
-    gpu: str
-    """The GPU product as GFD labels it (nvidia.com/gpu.product), e.g. NVIDIA-RTX-A4000."""
-    gpu_count: int = Field(default=1, ge=1, le=16)
-    """GPUs in the node (the monitoring alerts when fewer are seen)."""
-    labels: Labels = {}
-    """Extra node labels (not under nvidia.com/ or feature.node.kubernetes.io/, which controllers own)."""
-    taints: list[Taint] = [DEFAULT_GPU_TAINT]
-    """Every taint the node should carry (an atomic list: see the module docstring)."""
-    sharing: ProfileName | None = None
-    """A sharing profile for this node instead of the default (node label nvidia.com/device-plugin.config)."""
-    mig_config: LabelValue | None = None
-    """A MIG profile (node label nvidia.com/mig.config), only on MIG-capable GPUs with the MIG manager on."""
-    force_conflicts: bool = False
-    """Take over labels or taints that another field manager owns (server-side apply force)."""
+    name: K8sName = Field(description="The Kubernetes node name.")
+    gpu: str = Field(description="The GPU product as GFD labels it (nvidia.com/gpu.product), e.g. NVIDIA-RTX-A4000.")
+    gpu_count: int = Field(default=1, ge=1, le=16, description=(
+        "GPUs in the node (the monitoring alerts when fewer are seen)."))
+    labels: Labels = Field(default={}, description=(
+        "Extra node labels (not under nvidia.com/ or feature.node.kubernetes.io/, which controllers own)."))
+    taints: list[Taint] = Field(default=[DEFAULT_GPU_TAINT], description=(
+        "Every taint the node should carry (an atomic list: see the module docstring)."))
+    sharing: ProfileName | None = Field(default=None, description=(
+        "A sharing profile for this node instead of the default (node label nvidia.com/device-plugin.config)."))
+    mig_config: LabelValue | None = Field(default=None, description=(
+        "A MIG profile (node label nvidia.com/mig.config), only on MIG-capable GPUs with the MIG manager on."))
+    force_conflicts: bool = Field(default=False, description=(
+        "Take over labels or taints that another field manager owns (server-side apply force)."))
 
     @field_validator("gpu")
     @classmethod

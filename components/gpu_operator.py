@@ -53,11 +53,11 @@ GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSche
 class ChartConfig(ConfigModel):
     """Which chart release to install, from where, and how long Helm may take."""
 
-    version: str
-    """One exact, v-prefixed chart release, e.g. v26.7.0."""
+    version: str = Field(description="One exact, v-prefixed chart release, e.g. v26.7.0.")
     repository: str = CHART_REPOSITORY
-    timeout_seconds: int = Field(default=900, ge=60, le=3600)
-    """Helm's wait for the release's own objects (the operator Deployment, CRD hook jobs); not the driver rollout."""
+    timeout_seconds: int = Field(default=900, ge=60, le=3600, description=(
+        "Helm's wait for the release's own objects (the operator Deployment, CRD hook jobs); not the driver "
+        "rollout."))
 
     @field_validator("version")
     @classmethod
@@ -79,20 +79,20 @@ class ChartConfig(ConfigModel):
 class OperatorPlacement(ConfigModel):
     """Where the operator's own Deployment runs."""
 
-    node_selector: Labels = {}
-    """Extra node labels the operator pod requires (merged with the chart's kubernetes.io/os: linux)."""
-    tolerations: list[Toleration] = []
-    """Extra tolerations; the taints of configured nodes its selector lands on are tolerated automatically."""
+    node_selector: Labels = Field(default={}, description=(
+        "Extra node labels the operator pod requires (merged with the chart's kubernetes.io/os: linux)."))
+    tolerations: list[Toleration] = Field(default=[], description=(
+        "Extra tolerations; the taints of configured nodes its selector lands on are tolerated automatically."))
 
 
 class ToolkitConfig(ConfigModel):
-    extra_env: list[EnvVar] = []
-    """Extra container-toolkit environment (values are strings); the runtime preset sets the socket."""
+    extra_env: list[EnvVar] = Field(default=[], description=(
+        "Extra container-toolkit environment (values are strings); the runtime preset sets the socket."))
 
 
 class DevicePluginConfig(ConfigModel):
-    sharing: SharingConfig | None = None
-    """Time-slicing or MPS profiles (devicePlugin.config); none = whole GPUs."""
+    sharing: SharingConfig | None = Field(default=None, description=(
+        "Time-slicing or MPS profiles (devicePlugin.config); none = whole GPUs."))
     extra_env: list[EnvVar] = []
 
 
@@ -102,8 +102,8 @@ class ServiceMonitorConfig(ConfigModel):
     enabled: bool
     interval: str = Field(default="15s", pattern=r"^\d+(ms|s|m|h)$")
     honor_labels: bool = False
-    additional_labels: Labels = {}
-    """Labels your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack."""
+    additional_labels: Labels = Field(default={}, description=(
+        "Labels your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack."))
 
 
 class DcgmExporterConfig(ConfigModel):
@@ -116,8 +116,8 @@ class Switch(ConfigModel):
 
 
 class MigConfig(ConfigModel):
-    strategy: Literal["single", "mixed"]
-    """How MIG devices are advertised (single: nvidia.com/gpu; mixed: nvidia.com/mig-<profile>)."""
+    strategy: Literal["single", "mixed"] = Field(description=(
+        "How MIG devices are advertised (single: nvidia.com/gpu; mixed: nvidia.com/mig-<profile>)."))
 
 
 class RegistryConfig(ConfigModel):
@@ -140,8 +140,8 @@ class GpuOperatorConfig(ConfigModel):
     device_plugin: DevicePluginConfig = DevicePluginConfig()
     dcgm_exporter: DcgmExporterConfig
     gfd: Switch = Switch(enabled=True)
-    mig_manager: Switch = Switch(enabled=False)
-    """The MIG manager (chart key migManager.enabled); it only lands on MIG-capable nodes."""
+    mig_manager: Switch = Field(default=Switch(enabled=False), description=(
+        "The MIG manager (chart key migManager.enabled); it only lands on MIG-capable nodes."))
     mig: MigConfig | None = None
     registry: RegistryConfig | None = None
 

@@ -83,20 +83,19 @@ def seconds(duration: str) -> int:
 class UtilizationAlert(ConfigModel):
     """GpuUtilizationHigh: DCGM_FI_DEV_GPU_UTIL above `threshold` % for `for` (the lab: > 98 % for 10 min)."""
 
-    threshold: float = Field(default=98, gt=0, lt=100)
-    """Percent; the alert fires strictly above it."""
-    for_: Duration = Field(default="10m", alias="for")
-    """How long it must stay above the threshold before the alert fires."""
+    threshold: float = Field(default=98, gt=0, lt=100, description="Percent; the alert fires strictly above it.")
+    for_: Duration = Field(default="10m", alias="for", description=(
+        "How long it must stay above the threshold before the alert fires."))
     severity: Severity = "warning"
 
 
 class MemoryAlert(ConfigModel):
     """GpuMemoryHigh: framebuffer used / (used + free) above `threshold` % for `for` (the lab: > 95 % for 5 min)."""
 
-    threshold: float = Field(default=95, gt=0, lt=100)
-    """Percent of the usable framebuffer; the alert fires strictly above it."""
-    for_: Duration = Field(default="5m", alias="for")
-    """How long it must stay above the threshold before the alert fires."""
+    threshold: float = Field(default=95, gt=0, lt=100, description=(
+        "Percent of the usable framebuffer; the alert fires strictly above it."))
+    for_: Duration = Field(default="5m", alias="for", description=(
+        "How long it must stay above the threshold before the alert fires."))
     severity: Severity = "warning"
 
 
@@ -107,43 +106,43 @@ class TemperatureAlert(ConfigModel):
     failing fan or blocked airflow long before the card reaches its own slowdown temperature.
     """
 
-    threshold: float = Field(default=80, gt=0, le=120)
-    """Degrees Celsius; the alert fires strictly above it."""
-    for_: Duration = Field(default="2m", alias="for")
-    """How long it must stay above the threshold before the alert fires."""
+    threshold: float = Field(default=80, gt=0, le=120, description=(
+        "Degrees Celsius; the alert fires strictly above it."))
+    for_: Duration = Field(default="2m", alias="for", description=(
+        "How long it must stay above the threshold before the alert fires."))
     severity: Severity = "critical"
 
 
 class XidAlert(ConfigModel):
     """GpuXidError: a new XID (CUDA/driver error) code on a GPU (the lab: errors > 0)."""
 
-    window: Duration = "10m"
-    """How long the alert fires after a new code appears; the gauge keeps the last code, so 'new' means
-    'different from `window` ago'."""
+    window: Duration = Field(default="10m", description=(
+        "How long the alert fires after a new code appears; the gauge keeps the last code, so 'new' means\n"
+        "'different from `window` ago'."))
     severity: Severity = "warning"
 
 
 class ExporterDownAlert(ConfigModel):
     """DcgmExporterDown: a scrape target of the exporter answers no scrape for `for`."""
 
-    for_: Duration = Field(default="5m", alias="for")
-    """How long the target must stay down before the alert fires."""
+    for_: Duration = Field(default="5m", alias="for", description=(
+        "How long the target must stay down before the alert fires."))
     severity: Severity = "warning"
 
 
 class ExporterAbsentAlert(ConfigModel):
     """DcgmExporterAbsent: Prometheus has no exporter target at all for `for` (every GPU alert is blind)."""
 
-    for_: Duration = Field(default="10m", alias="for")
-    """How long the target may be missing before the alert fires (a rollout replaces the pods)."""
+    for_: Duration = Field(default="10m", alias="for", description=(
+        "How long the target may be missing before the alert fires (a rollout replaces the pods)."))
     severity: Severity = "critical"
 
 
 class GpuCountAlert(ConfigModel):
     """GpuCountDropped: a node reports fewer GPUs than its `nodes[].gpuCount` for `for`."""
 
-    for_: Duration = Field(default="5m", alias="for")
-    """How long the count must stay low before the alert fires."""
+    for_: Duration = Field(default="5m", alias="for", description=(
+        "How long the count must stay low before the alert fires."))
     severity: Severity = "critical"
 
 
@@ -163,8 +162,8 @@ class DashboardConfig(ConfigModel):
     """The Grafana dashboard, delivered as a ConfigMap that Grafana's dashboard sidecar loads."""
 
     enabled: bool = True
-    sidecar_label: Labels = {"grafana_dashboard": "1"}
-    """The label Grafana's sidecar looks for (kube-prometheus-stack: grafana.sidecar.dashboards.label/labelValue)."""
+    sidecar_label: Labels = Field(default={"grafana_dashboard": "1"}, description=(
+        "The label Grafana's sidecar looks for (kube-prometheus-stack: grafana.sidecar.dashboards.label/labelValue)."))
 
     @field_validator("sidecar_label")
     @classmethod
@@ -178,13 +177,13 @@ class DashboardConfig(ConfigModel):
 class MonitoringConfig(ConfigModel):
     """Alert rules and a dashboard for the GPUs, for a Prometheus and Grafana run by kube-prometheus-stack."""
 
-    namespace: DnsLabel = "monitoring"
-    """Where kube-prometheus-stack runs; the rules and the dashboard ConfigMap go there (not created here)."""
-    prometheus_labels: Labels
-    """Labels your Prometheus selects PrometheusRules and ServiceMonitors by (kube-prometheus-stack: release: <its
-    release name>). Put on the rule; the exporter's ServiceMonitor must carry them too (additionalLabels)."""
-    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)]
-    """Where people read docs/runbook.md (a web view of this repository); each alert links to its own section."""
+    namespace: DnsLabel = Field(default="monitoring", description=(
+        "Where kube-prometheus-stack runs; the rules and the dashboard ConfigMap go there (not created here)."))
+    prometheus_labels: Labels = Field(description=(
+        "Labels your Prometheus selects PrometheusRules and ServiceMonitors by (kube-prometheus-stack: release: <its\n"
+        "release name>). Put on the rule; the exporter's ServiceMonitor must carry them too (additionalLabels)."))
+    runbook_url: Annotated[str, AfterValidator(_check_runbook_url)] = Field(description=(
+        "Where people read docs/runbook.md (a web view of this repository); each alert links to its own section."))
     alerts: AlertsConfig = AlertsConfig()
     dashboard: DashboardConfig = DashboardConfig()
 

@@ -3,7 +3,8 @@
 RKE2 and K3s run their own containerd with its socket at /run/k3s/containerd/containerd.sock. With chart
 v25.10+ (CDI, containerd 2.0, RKE2 >= v1.31.6) the toolkit needs only CONTAINERD_SOCKET (RKE2 docs); from
 v26.3 the NRI plugin (`cdi.nriPluginEnabled`, containerd 2.1, experimental) can replace it. Plain containerd
-and CRI-O need nothing (device plugin included: DEVICE_LIST_STRATEGY=volume-mounts was a v25.3.x need): the toolkit finds their default sockets. The old CONTAINERD_CONFIG=...config.toml.tmpl
+and CRI-O need nothing: the toolkit finds their default sockets (and the device plugin no longer needs
+DEVICE_LIST_STRATEGY=volume-mounts, as v25.3.x did). The old CONTAINERD_CONFIG=...config.toml.tmpl
 recipe breaks RKE2 after a reboot (NVIDIA/gpu-operator#992) and is refused.
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ class RuntimeSettings:
 
 
 def runtime_settings(runtime: ContainerRuntime, *, nri_plugin: bool) -> RuntimeSettings:
-    """The settings for `runtime` on the supported releases (all v25.10+; v25.3.x needed three toolkit env entries, RKE2 docs).
+    """The settings for `runtime` on the supported releases (all v25.10+; v25.3.x needed three toolkit env
+    entries, RKE2 docs).
 
     Whether the pinned release has the NRI plugin is checked by the config model before this runs.
     """

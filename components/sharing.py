@@ -35,12 +35,12 @@ ProfileName = Annotated[str, AfterValidator(_check_profile_name)]
 class TimeSlicing(ConfigModel):
     """Time-slicing: the GPU is advertised `replicas` times; clients interleave with no memory isolation."""
 
-    replicas: int = Field(ge=2, le=64)
-    """How many `nvidia.com/gpu` each physical GPU is advertised as (2-64)."""
-    rename_by_default: bool = False
-    """Advertise the shared GPU as `nvidia.com/gpu.shared` instead of `nvidia.com/gpu`."""
-    fail_requests_greater_than_one: bool = True
-    """Reject pods that request more than one shared GPU (they would not get more compute)."""
+    replicas: int = Field(ge=2, le=64, description=(
+        "How many `nvidia.com/gpu` each physical GPU is advertised as (2-64)."))
+    rename_by_default: bool = Field(default=False, description=(
+        "Advertise the shared GPU as `nvidia.com/gpu.shared` instead of `nvidia.com/gpu`."))
+    fail_requests_greater_than_one: bool = Field(default=True, description=(
+        "Reject pods that request more than one shared GPU (they would not get more compute)."))
 
 
 class Mps(ConfigModel):
@@ -49,10 +49,10 @@ class Mps(ConfigModel):
     Experimental in the operator; not with MIG; requests for more than one GPU are rejected.
     """
 
-    replicas: int = Field(ge=2, le=MPS_MAX_REPLICAS)
-    """How many clients share each GPU (2-48 from compute capability 7.5, 2-16 before)."""
-    rename_by_default: bool = False
-    """Advertise the shared GPU as `nvidia.com/gpu.shared` instead of `nvidia.com/gpu`."""
+    replicas: int = Field(ge=2, le=MPS_MAX_REPLICAS, description=(
+        "How many clients share each GPU (2-48 from compute capability 7.5, 2-16 before)."))
+    rename_by_default: bool = Field(default=False, description=(
+        "Advertise the shared GPU as `nvidia.com/gpu.shared` instead of `nvidia.com/gpu`."))
 
 
 class SharingProfile(ConfigModel):
@@ -96,10 +96,10 @@ class SharingProfile(ConfigModel):
 class SharingConfig(ConfigModel):
     """Device-plugin sharing for the cluster: named profiles and the one every node gets by default."""
 
-    default: ProfileName
-    """The profile for nodes that do not name one (`devicePlugin.config.default`)."""
-    profiles: dict[ProfileName, SharingProfile] = Field(min_length=1)
-    """Named profiles; a node picks one with `nodes[].sharing` (node label nvidia.com/device-plugin.config)."""
+    default: ProfileName = Field(description=(
+        "The profile for nodes that do not name one (`devicePlugin.config.default`)."))
+    profiles: dict[ProfileName, SharingProfile] = Field(min_length=1, description=(
+        "Named profiles; a node picks one with `nodes[].sharing` (node label nvidia.com/device-plugin.config)."))
 
     @model_validator(mode="after")
     def _default_exists(self) -> "SharingConfig":

@@ -40,12 +40,11 @@ class StackConfig(ConfigModel):
 
     cluster: ClusterConfig
     gpu_operator: GpuOperatorConfig
-    nodes: list[GpuNodeConfig] = Field(default=[])
-    """The GPU worker nodes."""
-    tenancy: TenancyConfig | None = None
-    """Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."""
-    monitoring: MonitoringConfig | None = None
-    """GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."""
+    nodes: list[GpuNodeConfig] = Field(default=[], description="The GPU worker nodes.")
+    tenancy: TenancyConfig | None = Field(default=None, description=(
+        "Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."))
+    monitoring: MonitoringConfig | None = Field(default=None, description=(
+        "GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."))
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "StackConfig":

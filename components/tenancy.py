@@ -141,12 +141,12 @@ class PriorityClassConfig(ConfigModel):
     """A PriorityClass for GPU work (never the cluster's global default)."""
 
     name: K8sName
-    value: int = Field(strict=True, ge=-2_147_483_648, le=MAX_USER_PRIORITY)
-    """Higher is scheduled first and may preempt lower; pods without a class get 0. At most 1000000000."""
-    preemption_policy: Literal["PreemptLowerPriority", "Never"]
-    """PreemptLowerPriority evicts lower-priority pods to make room; Never waits in the queue instead."""
-    description: str = Field(min_length=1)
-    """What the class is for (shown by kubectl describe priorityclass)."""
+    value: int = Field(strict=True, ge=-2_147_483_648, le=MAX_USER_PRIORITY, description=(
+        "Higher is scheduled first and may preempt lower; pods without a class get 0. At most 1000000000."))
+    preemption_policy: Literal["PreemptLowerPriority", "Never"] = Field(description=(
+        "PreemptLowerPriority evicts lower-priority pods to make room; Never waits in the queue instead."))
+    description: str = Field(min_length=1, description=(
+        "What the class is for (shown by kubectl describe priorityclass)."))
 
     @field_validator("name")
     @classmethod
@@ -159,14 +159,11 @@ class PriorityClassConfig(ConfigModel):
 class TenantQuota(ConfigModel):
     """The namespace's ResourceQuota: sums over its non-terminated pods."""
 
-    gpu: Count
-    """GPUs the namespace's pods may request in total (requests.nvidia.com/gpu); a shared replica counts one."""
-    cpu: CpuQuantity
-    """Total cpu requests (requests.cpu), e.g. "8" or 7500m."""
-    memory: MemoryQuantity
-    """Total memory requests (requests.memory), e.g. 32Gi."""
-    pods: Count
-    """Pods that may exist at once (not terminated)."""
+    gpu: Count = Field(description=(
+        "GPUs the namespace's pods may request in total (requests.nvidia.com/gpu); a shared replica counts one."))
+    cpu: CpuQuantity = Field(description="Total cpu requests (requests.cpu), e.g. \"8\" or 7500m.")
+    memory: MemoryQuantity = Field(description="Total memory requests (requests.memory), e.g. 32Gi.")
+    pods: Count = Field(description="Pods that may exist at once (not terminated).")
 
 
 _GPU_DEFAULT_HINT = (
@@ -179,14 +176,11 @@ _GPU_DEFAULT_HINT = (
 class ContainerDefaults(ConfigModel):
     """The LimitRange defaults for containers that set no cpu/memory of their own (GPUs are always explicit)."""
 
-    cpu_request: CpuQuantity
-    """Default cpu request (defaultRequest.cpu)."""
-    memory_request: MemoryQuantity
-    """Default memory request (defaultRequest.memory)."""
-    cpu_limit: CpuQuantity | None = None
-    """Default cpu limit (default.cpu); none leaves cpu unthrottled."""
-    memory_limit: MemoryQuantity | None = None
-    """Default memory limit (default.memory)."""
+    cpu_request: CpuQuantity = Field(description="Default cpu request (defaultRequest.cpu).")
+    memory_request: MemoryQuantity = Field(description="Default memory request (defaultRequest.memory).")
+    cpu_limit: CpuQuantity | None = Field(default=None, description=(
+        "Default cpu limit (default.cpu); none leaves cpu unthrottled."))
+    memory_limit: MemoryQuantity | None = Field(default=None, description="Default memory limit (default.memory).")
 
     @model_validator(mode="before")
     @classmethod
@@ -200,23 +194,24 @@ class TenantConfig(ConfigModel):
     """One tenant namespace: its owning team, quota, container defaults and priority classes."""
 
     namespace: DnsLabel
-    owner: GroupKey
-    """The team (a key of tenancy.groups, not a platform role) whose group gets the namespace's developer Role."""
+    owner: GroupKey = Field(description=(
+        "The team (a key of tenancy.groups, not a platform role) whose group gets the namespace's developer Role."))
     quota: TenantQuota
     defaults: ContainerDefaults
-    allowed_priority_classes: list[K8sName] = []
-    """Classes of tenancy.priorityClasses its pods may use; the other declared and the system-* classes are refused."""
-    priority_gpu_quota: dict[K8sName, Count] = {}
-    """Per allowed class, GPUs that class may request in the namespace (a quota scoped to the class)."""
-    allow_exec: bool = False
-    """Let the team exec into and attach to its pods (pods/exec, pods/attach)."""
+    allowed_priority_classes: list[K8sName] = Field(default=[], description=(
+        "Classes of tenancy.priorityClasses its pods may use; the other declared and the system-* classes are "
+        "refused."))
+    priority_gpu_quota: dict[K8sName, Count] = Field(default={}, description=(
+        "Per allowed class, GPUs that class may request in the namespace (a quota scoped to the class)."))
+    allow_exec: bool = Field(default=False, description=(
+        "Let the team exec into and attach to its pods (pods/exec, pods/attach)."))
 
 
 class TenancyConfig(ConfigModel):
     """GPU tenancy: groups for the matrix's roles, priority classes and tenant namespaces."""
 
-    groups: dict[GroupKey, GroupName]
-    """Matrix role or team -> identity-provider group; infrastructure, security, operations required."""
+    groups: dict[GroupKey, GroupName] = Field(description=(
+        "Matrix role or team -> identity-provider group; infrastructure, security, operations required."))
     priority_classes: list[PriorityClassConfig] = []
     tenants: list[TenantConfig] = []
 

@@ -85,31 +85,50 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
+_CRD_HEAD = re.compile(r"^  group: (?P<group>\S+)$.*?^    kind: (?P<kind>\w+)$", re.M | re.S)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: CRDs are large
+
+
 class CrdSchemas:
-    """Validators for custom resources, from CRD files (one per document)."""
+    """Validators for custom resources, from CRD files; a file is parsed only when its kind is checked."""
 
     def __init__(self, crd_files: Iterable[Path]):
-        self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
-        self.sources: dict[tuple[str, str], Path] = {}
+        self._files: dict[tuple[str, str], Path] = {}  # (group, kind) -> file, from each file's head
+        self._unindexed: list[Path] = []
         for path in crd_files:
-            for crd in yaml.safe_load_all(path.read_text()):
-                if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
-                    continue
-                spec = crd["spec"]
-                for version in spec["versions"]:
-                    key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                    # metadata stays `type: object` (the API server checks it, not the CRD)
-                    self._schemas[key] = _strict(version["schema"]["openAPIV3Schema"])
-                    self.sources[key] = path
+            match = _CRD_HEAD.search(path.read_text()[:4096])
+            if match:
+                self._files[(match["group"], match["kind"])] = path
+            else:
+                self._unindexed.append(path)
+        self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
         self._validators: dict[tuple[str, str], jsonschema.protocols.Validator] = {}
+        self._parsed: set[Path] = set()
+
+    def _load(self, path: Path) -> None:
+        if path in self._parsed:
+            return
+        self._parsed.add(path)
+        for crd in yaml.load_all(path.read_text(), Loader=_YAML_LOADER):
+            if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = crd["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                # metadata stays `type: object` (the API server checks it, not the CRD)
+                self._schemas[key] = _strict(version["schema"]["openAPIV3Schema"])
 
     def knows(self, api_version: str, kind: str) -> bool:
+        group = api_version.split("/")[0]
+        path = self._files.get((group, kind))
+        for candidate in ([path] if path else []) + self._unindexed:
+            self._load(candidate)
         return (api_version, kind) in self._schemas
 
     def validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator:
         key = (api_version, kind)
         if key not in self._validators:
-            if key not in self._schemas:
+            if not self.knows(api_version, kind):
                 raise SchemaNotFound(f"no CRD schema for {api_version}/{kind}")
             self._validators[key] = jsonschema.Draft7Validator(self._schemas[key])
         return self._validators[key]

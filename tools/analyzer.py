@@ -503,9 +503,12 @@ class AnalyzerClient:
             request.provider.CopyFrom(self._provider(provider))
         return _diagnostics(self._stub.Analyze(request, timeout=self.timeout))
 
-    def analyze_request(self, request: analyzer_pb2.AnalyzeRequest) -> AnalyzeResult:
-        """Send a prebuilt request (benchmarks build them up front to time only the protocol)."""
-        return _diagnostics(self._stub.Analyze(request, timeout=self.timeout))
+    def analyze_raw(self, request: analyzer_pb2.AnalyzeRequest) -> analyzer_pb2.AnalyzeResponse:
+        """Send a prebuilt request and return the protobuf reply (benchmarks time only the protocol)."""
+        return self._stub.Analyze(request, timeout=self.timeout)
+
+    def analyze_stack_raw(self, request: analyzer_pb2.AnalyzeStackRequest) -> analyzer_pb2.AnalyzeResponse:
+        return self._stub.AnalyzeStack(request, timeout=self.timeout)
 
     def build_request(self, type_: str, name: str, props: Mapping[str, Any] | None = None, *,
                       urn: str | None = None, provider: Provider | None = None) -> analyzer_pb2.AnalyzeRequest:
@@ -517,6 +520,9 @@ class AnalyzerClient:
         return request
 
     def analyze_stack(self, resources: Sequence[Resource]) -> AnalyzeResult:
+        return _diagnostics(self._stub.AnalyzeStack(self.build_stack_request(resources), timeout=self.timeout))
+
+    def build_stack_request(self, resources: Sequence[Resource]) -> analyzer_pb2.AnalyzeStackRequest:
         request = analyzer_pb2.AnalyzeStackRequest()
         for resource in resources:
             entry = request.resources.add()
@@ -527,7 +533,7 @@ class AnalyzerClient:
             entry.dependencies.extend(resource.dependencies)
             if resource.provider is not None:
                 entry.provider.CopyFrom(self._provider(resource.provider))
-        return _diagnostics(self._stub.AnalyzeStack(request, timeout=self.timeout))
+        return request
 
     def _provider(self, provider: Provider) -> analyzer_pb2.AnalyzerProviderResource:
         return analyzer_pb2.AnalyzerProviderResource(

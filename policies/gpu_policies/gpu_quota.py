@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pulumi_policy import PolicyConfigSchema, Severity
 
 from .common import (
-    UNKNOWN, ConfigReader, Outcome, ResourceView, get, key_path, keys, pod_spec, stack_policy, violation,
+    UNKNOWN, ConfigReader, Outcome, ResourceView, get, key_path, keys, pod_spec, seq, stack_policy, violation,
 )
 
 NAME = "gpu-quota-required"
@@ -75,8 +75,8 @@ def _quotas(views: list[ResourceView], names: tuple[str, ...], unknowns: list[st
             unknowns.append(f"{view.display()}: " + ("metadata.namespace" if namespace is UNKNOWN else "spec.hard"))
             continue
         entry = found.setdefault(namespace, _Namespace())
-        scopes, selector = get(spec, "scopes"), get(spec, "scopeSelector")
-        scoped = (scopes is not None and scopes != []) or selector is not None
+        scopes, selector = seq(get(spec, "scopes")), get(spec, "scopeSelector")
+        scoped = scopes is UNKNOWN or len(scopes) > 0 or selector is not None
         label = f'"{view.object_name()}"'
         for key in keys(hard):
             for name in names:

@@ -55,9 +55,12 @@ def resource_args(type_: str, props: Any, *, name: str = "res", config: dict | N
     return ResourceValidationArgs(type_, props, f"{URN_PREFIX}{type_}::{name}", name, options(), provider, config)
 
 
-def stack_args(resources: list[tuple[str, str, Any]], config: dict | None = None) -> StackValidationArgs:
+def stack_args(resources: list[tuple[str, str, Any]], config: dict | None = None, *,
+               proxy: bool = False) -> StackValidationArgs:
+    """Stack args; ``proxy`` wraps each resource's props as pulumi-policy does for AnalyzeStack."""
     return StackValidationArgs([
-        PolicyResource(type_, props, f"{URN_PREFIX}{type_}::{name}", name, options(), None, None, [], {})
+        PolicyResource(type_, unknown_checking_proxy(props) if proxy else props, f"{URN_PREFIX}{type_}::{name}",
+                       name, options(), None, None, [], {})
         for type_, name, props in resources], config)
 
 

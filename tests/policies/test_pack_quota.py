@@ -68,6 +68,12 @@ def test_scoped_quota_does_not_count(quota_spec: dict, hint: str) -> None:
     assert reported.messages == [missing(hint=hint)]
 
 
+@pytest.mark.parametrize("proxy", [False, True])
+def test_empty_scopes_is_unscoped_as_the_sdk_delivers_it(proxy: bool) -> None:
+    resources = [(DEPLOYMENT, "train", gpu_workload()), (QUOTA, "q", quota(scopes=[], scopeSelector=None))]
+    assert run(POLICY, stack_args(resources, proxy=proxy)).messages == []
+
+
 @pytest.mark.parametrize("key", ["nvidia.com/gpu", "limits.nvidia.com/gpu"])
 def test_quota_keys_the_api_refuses_are_named(key: str) -> None:
     reported = run(POLICY, stack_args([(DEPLOYMENT, "train", gpu_workload()), (QUOTA, "q", quota(hard={key: "2"}))]))

@@ -276,7 +276,7 @@ TARGETED: dict[str, list[tuple[str, Any]]] = {
         ("kubernetes:apps/v1:Deployment", {"metadata": {"name": "t", "namespace": "tenant-a"},
                                            "spec": {"template": {"spec": GPU_SPEC}}}),
         ("kubernetes:core/v1:ResourceQuota", {"metadata": {"name": "q", "namespace": "tenant-a"},
-                                              "spec": {"hard": {"requests.nvidia.com/gpu": "2"}}}),
+                                              "spec": {"hard": {"requests.nvidia.com/gpu": "2"}, "scopes": []}}),
         ("kubernetes:core/v1:ResourceQuota", {"metadata": {"name": "s", "namespace": "tenant-a"},
                                               "spec": {"hard": {"limits.nvidia.com/gpu": "2"}, "scopes": ["BestEffort"]}})],
 }
@@ -294,17 +294,22 @@ def test_each_policy_survives_its_own_resources_with_parts_replaced(target: str)
     resources = TARGETED[target]
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(props=mutated([props for _, props in resources]), proxy=st.booleans())
-    def fuzz(props: list[Any], proxy: bool) -> None:
-        wrapped = [unknown_checking_proxy(p) if proxy and isinstance(p, dict) else p for p in copy.deepcopy(props)]
-        views = [ResourceView(t, p, name=f"r{i}", urn=f"urn:{i}") for i, ((t, _), p) in enumerate(zip(resources, wrapped))]
-        for policy in POLICIES_BY_TARGET[target]:
-            config, _ = policy.load_config({})
-            if policy in STACK_POLICIES:
-                policy.evaluate(views, config)
-            else:
-                for view in views:
-                    policy.evaluate(view, config)
+    @given(props=mutated([props for _, props in resources]))
+    def fuzz(props: list[Any]) -> None:
+        verdicts = []
+        for proxy in (False, True):
+            wrapped = [unknown_checking_proxy(p) if proxy and isinstance(p, dict) else p for p in copy.deepcopy(props)]
+            views = [ResourceView(t, p, name=f"r{i}", urn=f"urn:{i}")
+                     for i, ((t, _), p) in enumerate(zip(resources, wrapped))]
+            outcomes = []
+            for policy in POLICIES_BY_TARGET[target]:
+                config, _ = policy.load_config({})
+                if policy in STACK_POLICIES:
+                    outcomes.append(policy.evaluate(views, config))
+                else:
+                    outcomes += [policy.evaluate(view, config) for view in views]
+            verdicts.append([(o.violations, o.unknowns, o.not_applicable) for o in outcomes])
+        assert verdicts[0] == verdicts[1]  # plain dicts and the SDK's proxies are judged alike
 
     fuzz()
 
@@ -319,3 +324,26 @@ def test_config_parsers_never_raise_and_explain_every_rejection(config: dict) ->
         parsed, errors = policy.load_config(config)
         assert parsed is not None or policy is pod_security_exemptions.POLICY
         assert all(isinstance(e, str) and e.startswith('config key "') for e in errors)
+
+
+@FUZZ
+@given(resources=st.lists(shaped_resource(), min_size=1, max_size=4))
+def test_verdicts_are_the_same_on_plain_dicts_and_behind_the_sdk_proxy(resources: list[tuple[str, Any]]) -> None:
+    """Unit tests build plain dicts; the SDK hands proxies. Every policy must judge both alike (an empty
+    proxied list must not compare unequal to [], an unknown must be unknown either way)."""
+    def views(proxy: bool) -> list[ResourceView]:
+        return [ResourceView(t, unknown_checking_proxy(copy.deepcopy(p)) if proxy and isinstance(p, dict) else p,
+                             name=f"r{i}", urn=f"urn:{i}") for i, (t, p) in enumerate(resources)]
+
+    plain, proxied = views(False), views(True)
+    for policy in RESOURCE_POLICIES:
+        config, _ = policy.load_config({})
+        for a, b in zip(plain, proxied):
+            left, right = policy.evaluate(a, config), policy.evaluate(b, config)
+            assert (left.violations, left.unknowns, left.not_applicable) == \
+                   (right.violations, right.unknowns, right.not_applicable), policy.name
+    for policy in STACK_POLICIES:
+        config, _ = policy.load_config({})
+        left, right = policy.evaluate(plain, config), policy.evaluate(proxied, config)
+        assert (left.violations, left.unknowns, left.not_applicable) == \
+               (right.violations, right.unknowns, right.not_applicable), policy.name

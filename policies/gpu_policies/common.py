@@ -225,10 +225,6 @@ def keys(value: object) -> list[str]:
         return []
 
 
-def is_true(value: object) -> bool:
-    return value is True
-
-
 def show(value: object) -> str:
     """A value as a message shows it: ``not set``, ``true``, ``"Unmasked"``, ``0``."""
     if value is None:

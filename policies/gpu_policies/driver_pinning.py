@@ -24,7 +24,7 @@ from pulumi_policy import PolicyConfigSchema, Severity
 
 from .common import (
     CLUSTER_POLICY, HELM_CHART_V4, HELM_RELEASE, NVIDIA_DRIVER, UNKNOWN, ConfigReader, Outcome, ResourceView,
-    get, get_in, is_mapping, not_applicable, resource_policy, show, violation,
+    get, is_mapping, not_applicable, resource_policy, show, violation,
 )
 
 NAME = "gpu-operator-driver-pinned"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gpu_policies import pod_security, pss
-from gpu_policies.common import ResourceView
+from gpu_policies.common import ResourceView, pod_spec
 
 from policy_factories import check
 
@@ -48,8 +48,6 @@ def _findings(path: Path) -> tuple[list[pss.Finding], list[str]]:
     pod.setdefault("metadata", {})["namespace"] = "tenant-a"
     view = ResourceView("kubernetes:core/v1:Pod", pod, name=pod["metadata"]["name"])
     unknowns: list[str] = []
-    from gpu_policies.common import pod_spec
-
     ref = pod_spec(view, unknowns)
     assert ref is not None
     return pss.check(ref, pss.RESTRICTED, unknowns), unknowns

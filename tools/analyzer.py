@@ -10,8 +10,9 @@ with ``PULUMI_CONFIG``, ``PULUMI_PROJECT``, ``PULUMI_STACK``, ``PULUMI_DRY_RUN``
 ``PolicyPack(...)`` serves gRPC on 127.0.0.1 and prints the port on stdout. The CLI then calls
 Handshake (the Python SDK leaves it unimplemented), ConfigureStack, GetAnalyzerInfo, Configure (every
 policy's enforcement level and properties, defaults from the config schemas filled in and the result
-validated against them), Analyze for each resource and AnalyzeStack once. ``PackProcess`` and
-``AnalyzerClient`` do the same; ``open_pack`` does all of it in one ``with``.
+validated against them), Analyze for each resource and AnalyzeStack once. ``PackProcess`` (in
+``tools.pack_process``, standard library only) and ``AnalyzerClient`` do the same; ``open_pack`` does all of
+it in one ``with``.
 
 Property values are marshalled as the engine does for analyzers: a value unknown during preview is the
 string sentinel ``UNKNOWN_SENTINEL`` (pass ``UNKNOWN``), a secret is the signature envelope (wrap it in
@@ -23,13 +24,8 @@ nothing listens on, as the pack never dials it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,8 +36,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PACK_DIR = ROOT / "policies"
+from tools.pack_process import DEFAULT_PACK_DIR, PackError, PackProcess  # noqa: F401 - re-exported
 
 UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -58,10 +53,6 @@ SEVERITY_NAMES = {analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "", analyzer_pb2.POL
                   analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical"}
 POLICY_TYPES = {analyzer_pb2.POLICY_TYPE_UNKNOWN: "", analyzer_pb2.POLICY_TYPE_RESOURCE: "resource",
                 analyzer_pb2.POLICY_TYPE_STACK: "stack"}
-
-
-class PackError(RuntimeError):
-    """The pack could not be started or did not answer; the message carries its stderr."""
 
 
 class ConfigInvalid(ValueError):
@@ -309,121 +300,17 @@ def _validate(info: AnalyzerInfo, config: Mapping[str, tuple[str, dict[str, Any]
 
 # --- the pack process ----------------------------------------------------------------------------------------
 
-class PackProcess:
-    """A policy pack started exactly as the CLI starts a Python pack; stops cleanly on ``stop()``."""
-
-    def __init__(self, pack_dir: Path | str = DEFAULT_PACK_DIR, *, python: Path | str | None = None,
-                 project: str = "gpu-platform", stack: str = "lab", dry_run: bool = True,
-                 organization: str = "organization", stack_config: Mapping[str, str] | None = None,
-                 engine_address: str = "127.0.0.1:1", startup_timeout: float = 60.0,
-                 extra_env: Mapping[str, str] | None = None) -> None:
-        self.pack_dir = Path(pack_dir).resolve()
-        default_python = self.pack_dir / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-        self.python = Path(python) if python is not None else default_python
-        self.project, self.stack, self.dry_run, self.organization = project, stack, dry_run, organization
-        self.stack_config = dict(stack_config or {})
-        self.engine_address = engine_address
-        self.startup_timeout = startup_timeout
-        self.extra_env = dict(extra_env or {})
-        self.port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: deque[str] = deque(maxlen=200)
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def address(self) -> str:
-        if self.port is None:
-            raise PackError("the pack is not running")
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def command(self) -> list[str]:
-        return [str(self.python), "-u", "-m", "pulumi.policy", self.engine_address, "."]
-
-    def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        env.update({
-            "PULUMI_CONFIG": json.dumps(self.stack_config),
-            "PULUMI_PROJECT": self.project,
-            "PULUMI_STACK": self.stack,
-            "PULUMI_DRY_RUN": "true" if self.dry_run else "false",
-            "PULUMI_ORGANIZATION": self.organization,
-        })
-        env.update(self.extra_env)
-        return env
-
-    def stderr_tail(self) -> str:
-        return "".join(self._stderr)
-
-    def start(self) -> PackProcess:
-        if not self.python.exists():
-            raise PackError(f"{self.python} does not exist: the pack's virtualenv is missing. "
-                            f"Create it with `python3 dev.py setup` (or `pulumi install` in the pack).")
-        self._proc = subprocess.Popen(self.command, cwd=self.pack_dir, env=self.environment(),
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        first_line: list[bytes] = []
-        got_line = threading.Event()
-
-        def read_stdout() -> None:
-            assert self._proc is not None and self._proc.stdout is not None
-            for number, line in enumerate(self._proc.stdout):
-                if number == 0:
-                    first_line.append(line)
-                    got_line.set()
-            got_line.set()
-
-        def read_stderr() -> None:
-            assert self._proc is not None and self._proc.stderr is not None
-            for line in self._proc.stderr:
-                self._stderr.append(line.decode(errors="replace"))
-
-        for target in (read_stdout, read_stderr):
-            thread = threading.Thread(target=target, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        if not got_line.wait(self.startup_timeout) or not first_line:
-            code = self._proc.poll()
-            self.stop()
-            for thread in self._threads:
-                thread.join(5)
-            what = (f"exited with code {code} before printing its port" if code is not None
-                    else f"printed no port within {self.startup_timeout:.0f}s")
-            raise PackError(f"the pack ({' '.join(self.command)}, in {self.pack_dir}) {what}.\n{self.stderr_tail()}")
-        try:
-            self.port = int(first_line[0].strip())
-        except ValueError:
-            self.stop()
-            raise PackError(f"the pack's first line is not a port: {first_line[0]!r}\n{self.stderr_tail()}") from None
-        return self
-
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """Interrupt the pack (the SDK stops its server on KeyboardInterrupt) and wait; kill if it hangs."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGINT if os.name != "nt" else signal.SIGTERM)
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        for thread in self._threads:
-            thread.join(timeout)
-        self.port = None
-        return proc.returncode
-
-    def __enter__(self) -> PackProcess:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
 # --- the client ----------------------------------------------------------------------------------------------
+
+class PendingAnalysis:
+    """An Analyze call in flight; ``result()`` waits for it."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self) -> AnalyzeResult:
+        return _diagnostics(self._future.result())
+
 
 class AnalyzerClient:
     """The engine's side of the analyzer protocol, returning plain data."""
@@ -503,6 +390,10 @@ class AnalyzerClient:
             request.provider.CopyFrom(self._provider(provider))
         return _diagnostics(self._stub.Analyze(request, timeout=self.timeout))
 
+    def analyze_async(self, request: analyzer_pb2.AnalyzeRequest) -> PendingAnalysis:
+        """Send a prebuilt request without waiting (the pack works while the caller goes on)."""
+        return PendingAnalysis(self._stub.Analyze.future(request, timeout=self.timeout))
+
     def analyze_raw(self, request: analyzer_pb2.AnalyzeRequest) -> analyzer_pb2.AnalyzeResponse:
         """Send a prebuilt request and return the protobuf reply (benchmarks time only the protocol)."""
         return self._stub.Analyze(request, timeout=self.timeout)
@@ -511,10 +402,13 @@ class AnalyzerClient:
         return self._stub.AnalyzeStack(request, timeout=self.timeout)
 
     def build_request(self, type_: str, name: str, props: Mapping[str, Any] | None = None, *,
-                      urn: str | None = None, provider: Provider | None = None) -> analyzer_pb2.AnalyzeRequest:
+                      urn: str | None = None, provider: Provider | None = None,
+                      parent: str = "", protect: bool = False) -> analyzer_pb2.AnalyzeRequest:
         request = analyzer_pb2.AnalyzeRequest(type=type_, name=name,
                                               urn=urn or make_urn(type_, name, self.stack, self.project),
-                                              properties=to_struct(props))
+                                              properties=to_struct(props),
+                                              options=analyzer_pb2.AnalyzerResourceOptions(protect=protect,
+                                                                                           parent=parent))
         if provider is not None:
             request.provider.CopyFrom(self._provider(provider))
         return request

@@ -10,6 +10,7 @@ import json
 import os
 import runpy
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ class ProgramRun:
 class Recorder:
     """Installs the mock engine and records what a program registers (resources and stack outputs)."""
 
-    def __init__(self, project: str, stack: str, *, preview: bool = True):
+    def __init__(self, project: str, stack: str, *, preview: bool = True,
+                 on_register: Callable[[Registration], None] | None = None):
         import pulumi
         from pulumi.runtime import mocks, rpc, settings
 
@@ -112,11 +114,14 @@ class Recorder:
             def RegisterResource(self, request: Any) -> Any:
                 response = super().RegisterResource(request)
                 if request.type != "pulumi:pulumi:Stack":
-                    recorder.resources.append(Registration(
+                    registration = Registration(
                         urn=response.urn, type=request.type, name=request.name, custom=request.custom,
                         parent=request.parent, inputs=_plain(rpc.deserialize_properties(request.object, True)),
                         protect=request.protect, dependencies=list(request.dependencies),
-                        provider=request.provider))
+                        provider=request.provider)
+                    recorder.resources.append(registration)
+                    if on_register is not None:
+                        on_register(registration)
                 return response
 
             def RegisterResourceOutputs(self, request: Any) -> Any:
@@ -142,14 +147,17 @@ class Recorder:
         return [r for r in self.resources if r.type == type_token]
 
 
-def run_program(program_dir: Path, stack_file: StackFile, *, preview: bool = True) -> ProgramRun:
-    """Run `program_dir/__main__.py` under mocks; raise whatever the program raises (e.g. pulumi.RunError)."""
+def run_program(program_dir: Path, stack_file: StackFile, *, preview: bool = True,
+                on_register: Callable[[Registration], None] | None = None) -> ProgramRun:
+    """Run `program_dir/__main__.py` under mocks; raise whatever the program raises (e.g. pulumi.RunError).
+
+    `on_register` sees each resource as it is registered (the plan streams them to the policy pack)."""
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import stack
     from pulumi.runtime.sync_await import _sync_await
 
     runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
-    recorder = Recorder(stack_file.project, stack_file.stack, preview=preview)
+    recorder = Recorder(stack_file.project, stack_file.stack, preview=preview, on_register=on_register)
     main = program_dir / "__main__.py"
     added_path = str(program_dir) not in sys.path
     if added_path:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import queue
 import sys
 import threading
 import time
@@ -107,35 +109,87 @@ def namespace_of(resource: Any) -> str:
 
 # --- the steps --------------------------------------------------------------------------------------------
 
-class PackStarter:
-    """Starts the pack in a background thread so its start-up overlaps the program run."""
+class PolicyStream:
+    """The policy pack, started as the CLI starts it, with resources streamed to it as the program registers them.
 
-    def __init__(self, pack_dir: Path, stack: str, project: str):
-        from tools.analyzer import PackProcess
+    A background thread starts the pack and runs the CLI's opening calls (Handshake, ConfigureStack,
+    GetAnalyzerInfo, Configure) while the program is still being imported and run; then each registered
+    resource goes out as an asynchronous Analyze call, so the pack judges it while the program goes on.
+    `finish()` collects the verdicts and sends AnalyzeStack with every resource.
+    """
+
+    _DONE = object()
+
+    def __init__(self, pack_dir: Path, stack: str, project: str, config: dict[str, Any] | None):
+        from tools.pack_process import PackError, PackProcess
 
         self.process = PackProcess(pack_dir, stack=stack, project=project)
+        self.stack, self.project, self.config = stack, project, config
+        self.client: Any = None
+        self.info: Any = None
         self.error: Exception | None = None
-        self._thread = threading.Thread(target=self._start, daemon=True)
+        self.pending: list[tuple[str, Any]] = []
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        try:
+            self.process.launch()  # first: the pack's start-up overlaps everything that follows
+        except PackError as error:
+            self.error = error
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _start(self) -> None:
-        try:
-            self.process.start()
-        except Exception as error:  # noqa: BLE001 - reported by wait()
-            self.error = error
+    def submit(self, registration: Any) -> None:
+        if registration.custom:
+            self._queue.put(registration)
 
-    def wait(self) -> Any:
+    def _run(self) -> None:
+        from tools.analyzer import AnalyzerClient, Provider
+
+        try:
+            if self.error is None:
+                self.process.wait_for_port()
+                self.client = AnalyzerClient(self.process.address, stack=self.stack, project=self.project)
+                self.client.handshake(str(self.process.pack_dir), str(self.process.pack_dir))
+                self.client.configure_stack(dry_run=True)
+                self.info = self.client.get_analyzer_info()
+                self.client.configure(self.config)
+        except Exception as error:  # noqa: BLE001 - reported by finish()
+            self.error = error
+        while (registration := self._queue.get()) is not self._DONE:
+            if self.error is not None:
+                continue
+            request = self.client.build_request(
+                registration.type, registration.name, registration.inputs, urn=registration.urn,
+                provider=Provider() if registration.type.startswith("kubernetes:") else None,
+                parent=registration.parent, protect=registration.protect)
+            self.pending.append((registration.urn, self.client.analyze_async(request)))
+
+    def finish(self, resources: list[Any]) -> tuple[Any, list[tuple[Any, str]]]:
+        """(analyzer info, [(diagnostic, urn)]) once every Analyze is answered and AnalyzeStack has run."""
+        from tools.analyzer import ConfigInvalid, Provider, Resource
+
+        self._queue.put(self._DONE)
         self._thread.join()
+        if isinstance(self.error, ConfigInvalid):
+            raise PlanError(str(self.error))
         if self.error is not None:
             raise PlanError(f"the policy pack could not be started: {self.error}")
-        return self.process
+        diagnostics = [(d, urn) for urn, pending in self.pending for d in pending.result().diagnostics]
+        stack = self.client.analyze_stack([
+            Resource(type=r.type, name=r.name, props=r.inputs, urn=r.urn, parent=r.parent,
+                     dependencies=tuple(r.dependencies),
+                     provider=Provider() if r.type.startswith("kubernetes:") else None)
+            for r in resources if r.custom])
+        return self.info, diagnostics + [(d, d.urn) for d in stack.diagnostics]
 
     def stop(self) -> None:
+        self._queue.put(self._DONE)
         self._thread.join()
-        self.process.stop()
+        if self.client is not None:
+            self.client.close()
+        self.process.kill()
 
 
-def run_program(program_dir: Path, stack: str) -> tuple[Any, Any]:
+def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple[Any, Any]:
     import pulumi
 
     from tools.mockrun import StackFileError, read_stack_file
@@ -146,7 +200,7 @@ def run_program(program_dir: Path, stack: str) -> tuple[Any, Any]:
     except StackFileError as error:
         raise PlanError(str(error)) from None
     try:
-        return stack_file, run(program_dir, stack_file)
+        return stack_file, run(program_dir, stack_file, on_register=on_register)
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
@@ -217,34 +271,11 @@ def _unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def check_policies(plan: Plan, starter: PackStarter, config: dict[str, Any] | None) -> None:
-    from tools.analyzer import AnalyzerClient, ConfigInvalid, Provider, Resource
-
-    process = starter.wait()
+def record_verdicts(plan: Plan, stream: PolicyStream) -> None:
+    info, diagnostics = stream.finish(plan.resources)
+    plan.pack = info.name
+    plan.policies = list(info.policies)
     by_urn = {r.urn: r for r in plan.resources}
-    with AnalyzerClient(process.address, stack=plan.stack, project=process.project) as client:
-        client.handshake(str(process.pack_dir), str(process.pack_dir))
-        client.configure_stack(dry_run=True)
-        info = client.get_analyzer_info()
-        plan.pack = f"{info.name}"
-        plan.policies = list(info.policies)
-        try:
-            client.configure(config)
-        except ConfigInvalid as error:
-            raise PlanError(f"{error} ({plan.policy_config or 'no config file'})") from None
-        custom = [r for r in plan.resources if r.custom]
-        diagnostics = []
-        for resource in custom:
-            provider = Provider() if resource.type.startswith("kubernetes:") else None
-            result = client.analyze(resource.type, resource.name, resource.inputs, urn=resource.urn,
-                                    provider=provider, parent=resource.parent)
-            diagnostics += [(d, resource.urn) for d in result.diagnostics]
-        stack = client.analyze_stack([
-            Resource(type=r.type, name=r.name, props=r.inputs, urn=r.urn, parent=r.parent,
-                     dependencies=tuple(r.dependencies),
-                     provider=Provider() if r.type.startswith("kubernetes:") else None)
-            for r in custom])
-        diagnostics += [(d, d.urn) for d in stack.diagnostics]
     for diagnostic, urn in diagnostics:
         resource = by_urn.get(urn)
         plan.verdicts.append(Verdict(
@@ -266,12 +297,9 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
             raise PlanError(f"policy-pack config {config_path}: {error}") from None
     elif policy_config is not None:
         raise PlanError(f"policy-pack config {policy_config} does not exist")
-    starter = None
-    if pack_dir is not None:
-        project = _project_name(program_dir)
-        starter = PackStarter(pack_dir, stack, project)
+    stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
-        stack_file, run = run_program(program_dir, stack)
+        stack_file, run = run_program(program_dir, stack, on_register=stream.submit if stream else None)
         plan = Plan(stack=stack, program_dir=program_dir, stack_file=program_dir / f"Pulumi.{stack}.yaml",
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
@@ -279,13 +307,18 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
         plan.timings["program"] = time.perf_counter() - started
         check_schemas(plan)
         plan.timings["schemas"] = time.perf_counter() - started
-        if starter is not None:
-            check_policies(plan, starter, config)
+        if stream is not None:
+            try:
+                record_verdicts(plan, stream)
+            except PlanError as error:
+                if plan.policy_config:
+                    raise PlanError(f"{error} ({plan.policy_config})") from None
+                raise
             plan.timings["policies"] = time.perf_counter() - started
         return plan
     finally:
-        if starter is not None:
-            starter.stop()
+        if stream is not None:
+            stream.stop()
 
 
 def _project_name(program_dir: Path) -> str:
@@ -337,4 +370,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Nothing is left to finalize (reports are written and flushed, the pack is ended), and tearing down
+    # the interpreter with the SDK's gRPC and asyncio threads costs about a quarter of a second.
+    os._exit(exit_code)

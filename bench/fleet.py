@@ -1,0 +1,238 @@
+"""How the offline plan grows with the fleet: synthetic stacks of 10, 100 and 1,000 GPU nodes.
+
+Each stack is the lab's config (Pulumi.lab.yaml) grown to ``nodes`` GPU nodes and ``tenants`` tenant namespaces,
+and kept valid, so the real program declares everything and the pack judges it:
+
+- nodes cycle through the GPU products of components/gpus.py (seeded shuffle), 1-8 GPUs each, the lab's label
+  and taint, a node-pool label; every sixth node takes a named sharing profile, MIG-capable nodes in every
+  third pool get a MIG profile and a time-slicing or whole-GPU profile (MPS is never combined with MIG), and
+  the MIG manager is on. MPS profiles stay within each product's client limit (16 before compute capability
+  7.5);
+- tenants are the lab's two tenants' shape (quota, defaults, both priority classes, a per-class GPU quota no
+  larger than the namespace's), owned by a few teams; the tenants' GPU quotas together never exceed the GPUs
+  the fleet advertises (GPUs x sharing replicas);
+- monitoring as in the lab (one GpuCountDropped rule per node).
+
+Each stack file goes into a temporary program directory under bench/.work/fleet (Pulumi.yaml and __main__.py
+copied, ``components`` a symlink), and ``python -m tools.plan --stack fleet-<n> --program-dir <dir>
+--policy-pack-config policies/config/lab.json`` runs as a subprocess: the real tool, with the pack over gRPC and
+the schema checks, its text report discarded. The plan runs under bench/_rusage.py, which runs the module as
+``python -m`` would and then reports the plan process's own peak RSS (getrusage SELF) and the pack's (getrusage
+CHILDREN: the pack is the plan's only child, waited for when the plan stops it). Wall time is measured here
+from spawn to exit. Sizes alternate within each round; medians per size.
+
+    venv/bin/python -m bench.fleet [--runs 3] [--runs-large 3] [--sizes 10,100,1000] [--quick] [--profile N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK_DIR = ROOT / "bench" / ".work" / "fleet"
+PYTHON = Path(sys.executable)
+# nodes -> tenant namespaces
+SIZES = {10: 10, 100: 50, 1000: 100}
+TARGET_SECONDS, TARGET_MB, TARGET_GROWTH = 10.0, 300.0, 12.0
+TEAMS = ("dataScience", "radio", "vision", "speech", "robotics")
+
+
+# --- the synthetic stack configs --------------------------------------------------------------------------------
+
+def lab_config() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())["config"]
+
+
+def fleet_config(nodes: int, tenants: int, seed: int = 11) -> dict[str, Any]:
+    """The lab's config with ``nodes`` GPU nodes and ``tenants`` tenant namespaces (valid: see the docstring)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from components.gpus import PRODUCTS
+
+    rng = random.Random(seed)
+    config = lab_config()
+    operator = config["gpu-platform:gpuOperator"]
+    operator["devicePlugin"]["sharing"] = {"default": "mps-4", "profiles": {
+        "mps-4": {"mps": {"replicas": 4, "renameByDefault": False}},
+        "mps-8": {"mps": {"replicas": 8, "renameByDefault": False}},
+        "ts-4": {"timeSlicing": {"replicas": 4}},
+        "whole": {},
+    }}
+    operator["migManager"] = {"enabled": True}
+    operator["mig"] = {"strategy": "mixed"}
+    products = sorted(PRODUCTS)
+    rng.shuffle(products)
+    replicas = {"mps-4": 4, "mps-8": 8, "ts-4": 4, "whole": 1}
+    node_list, advertised = [], 0
+    for index in range(nodes):
+        product = PRODUCTS[products[index % len(products)]]
+        pool = index // 25
+        node: dict[str, Any] = {"name": f"gpu-{pool:03d}-{index:04d}", "gpu": product.product,
+                                "gpuCount": rng.choice([1, 2, 4, 8]),
+                                "labels": {"gpu": "true", "pool": f"pool-{pool:03d}"},
+                                "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]}
+        profile = "mps-4"  # the default
+        if product.mig and pool % 3 == 0:
+            node["migConfig"] = "all-1g.10gb"
+            profile = node["sharing"] = rng.choice(["ts-4", "whole"])
+        elif index % 6 == 0:
+            profile = node["sharing"] = rng.choice(["mps-8", "ts-4", "whole"])
+        node_list.append(node)
+        advertised += node["gpuCount"] * replicas[profile]
+    config["gpu-platform:nodes"] = node_list
+    tenancy = config["gpu-platform:tenancy"]
+    tenancy["groups"] = {"infrastructure": "lab:infrastructure", "security": "lab:security",
+                         "operations": "lab:operations", **{team: f"lab:{team.lower()}" for team in TEAMS}}
+    template = tenancy["tenants"][0]
+    per_tenant = max(1, advertised // tenants)
+    tenant_list = []
+    for index in range(tenants):
+        tenant = json.loads(json.dumps(template))
+        tenant["namespace"] = f"team-{index:03d}"
+        tenant["owner"] = TEAMS[index % len(TEAMS)]
+        tenant["quota"]["gpu"] = per_tenant
+        tenant["priorityGpuQuota"] = {"gpu-inference-high": max(1, per_tenant // 2)}
+        tenant["allowExec"] = index % 4 == 0
+        tenant_list.append(tenant)
+    tenancy["tenants"] = tenant_list
+    return config
+
+
+def write_program(configs: dict[str, dict[str, Any]], dest: Path) -> Path:
+    """A program directory like tests/test_plan.py's broken_program(): the real program, the given stacks."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in ("__main__.py", "Pulumi.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    (dest / "components").symlink_to(ROOT / "components", target_is_directory=True)
+    for stack, config in configs.items():
+        (dest / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return dest
+
+
+# --- one measured plan ------------------------------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    seconds: float
+    plan_mb: float
+    pack_mb: float
+    pack_cpu: float
+    exit_code: int
+    resources: int
+
+
+def plan_command(program: Path, stack: str, *extra: str) -> list[str]:
+    return [str(PYTHON), "-m", "bench._rusage", "tools.plan", "--stack", stack, "--program-dir", str(program),
+            "--policy-pack-config", str(ROOT / "policies" / "config" / "lab.json"), *extra]
+
+
+def measure(program: Path, stack: str) -> Measurement:
+    with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK_DIR, delete=False) as report:
+        usage_file = Path(report.name)
+    env = {**os.environ, "BENCH_RUSAGE_FILE": str(usage_file)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(plan_command(program, stack, "--format", "json"), cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    try:
+        usage = json.loads(usage_file.read_text())
+    finally:
+        usage_file.unlink(missing_ok=True)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"plan of {stack} exited {proc.returncode}:\n{stderr.decode()[-3000:]}")
+    report_doc = json.loads(stdout)
+    resources = len(report_doc.get("resources", []))
+    return Measurement(seconds, usage["self_maxrss_kb"] / 1024, usage["children_maxrss_kb"] / 1024,
+                       usage["children_cpu"], proc.returncode, resources)
+
+
+def profile(program: Path, stack: str, out: Path) -> None:
+    """cProfile the plan process (the pack runs unprofiled beside it); prints the top functions."""
+    import pstats
+
+    env = {**os.environ, "BENCH_PROFILE_FILE": str(out)}
+    subprocess.run(plan_command(program, stack, "--format", "json", "--output", os.devnull), cwd=ROOT, env=env,
+                   check=False)
+    stats = pstats.Stats(str(out))
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per size (10 and 100 nodes)")
+    parser.add_argument("--runs-large", type=int, default=3, help="runs of the 1,000-node stack")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="node counts, from 10, 100, 1000")
+    parser.add_argument("--quick", action="store_true", help="one run of 10 and 100 nodes (a smoke test)")
+    parser.add_argument("--profile", type=int, metavar="NODES", help="cProfile the plan of this size and stop")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.quick:
+        sizes, args.runs, args.runs_large = [s for s in sizes if s < 1000] or [10], 1, 1
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; choose from {list(SIZES)}")
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    stacks = {f"fleet-{n}": fleet_config(n, SIZES[n]) for n in sorted(set(sizes) | ({args.profile} - {None}))}
+    program = write_program(stacks, WORK_DIR / "program")
+    if args.profile:
+        profile(program, f"fleet-{args.profile}", WORK_DIR / f"fleet-{args.profile}.prof")
+        return 0
+    results: dict[int, list[Measurement]] = {n: [] for n in sizes}
+    rounds = max(args.runs, args.runs_large)
+    for round_ in range(rounds):
+        for n in sizes:  # sizes alternate within a round
+            if round_ >= (args.runs_large if n >= 1000 else args.runs):
+                continue
+            m = measure(program, f"fleet-{n}")
+            results[n].append(m)
+            print(f"  round {round_ + 1}: {n:5} nodes {m.seconds:6.2f} s, plan {m.plan_mb:5.0f} MB, "
+                  f"pack {m.pack_mb:4.0f} MB, exit {m.exit_code}", flush=True)
+    print("fleet: offline plan with verdicts (tools.plan, schema checks, pack over gRPC), median per size")
+    print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
+          f"{'plan MB':>7} {'pack MB':>7} {'pack cpu s':>10}")
+    medians: dict[int, float] = {}
+    missed = False
+    for n in sizes:
+        ms = results[n]
+        medians[n] = statistics.median(m.seconds for m in ms)
+        plan_mb = statistics.median(m.plan_mb for m in ms)
+        print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
+              f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} "
+              f"{statistics.median(m.pack_mb for m in ms):7.0f} {statistics.median(m.pack_cpu for m in ms):10.2f}")
+        if n == 1000:
+            peak = max(plan_mb, statistics.median(m.pack_mb for m in ms))
+            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, peak <= TARGET_MB
+            missed |= not (ok_time and ok_mem)
+            print(f"  1000 nodes: {medians[n]:.2f} s (target <= {TARGET_SECONDS:.0f} s: "
+                  f"{'met' if ok_time else 'NOT met'}), peak {peak:.0f} MB per process "
+                  f"(target <= {TARGET_MB:.0f} MB: {'met' if ok_mem else 'NOT met'})")
+    if 100 in medians and 1000 in medians:
+        growth = medians[1000] / medians[100]
+        missed |= growth > TARGET_GROWTH
+        print(f"  time(1000)/time(100) = {growth:.2f} (target <= {TARGET_GROWTH:.0f}: "
+              f"{'met' if growth <= TARGET_GROWTH else 'NOT met'})")
+    if 10 in medians and 100 in medians:
+        print(f"  time(100)/time(10) = {medians[100] / medians[10]:.2f}")
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

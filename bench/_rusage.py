@@ -1,12 +1,13 @@
-"""Run a module as ``python -m <module> <args>`` would, then record this process's resource use.
+"""Run a module as ``python -m <module> <args>`` would, then record its resource use and its children's.
 
     BENCH_RUSAGE_FILE=out.json python -m bench._rusage tools.plan --stack lab
     BENCH_PROFILE_FILE=plan.prof python -m bench._rusage tools.plan --stack lab    (cProfile of the module)
 
-The JSON file gets the process's own peak RSS and CPU time (getrusage RUSAGE_SELF) and those of its
-waited-for children (RUSAGE_CHILDREN: the largest child's peak RSS, CPU time summed). For tools.plan the only
-child is the policy pack, which the plan ends and reaps before it exits, so the figures are the plan's and the
-pack's. tools.plan ends with os._exit (it skips interpreter teardown); the recording runs before that too.
+The JSON file gets this process's peak RSS and CPU time (getrusage RUSAGE_SELF), every child started with
+subprocess and reaped through it (its command, peak RSS and CPU time: os.waitpid is served by os.wait4, which
+returns the child's own rusage), and RUSAGE_CHILDREN (the largest reaped child's peak, all children's CPU).
+For tools.plan the children are the policy pack and whatever helper processes the plan starts; the plan
+ends with os._exit (it skips interpreter teardown), so the recording also runs before that.
 """
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import json
 import os
 import resource
 import runpy
+import subprocess
 import sys
+from typing import Any
 
-_real_exit = os._exit
+_real_exit, _real_waitpid, _real_popen_init = os._exit, os.waitpid, subprocess.Popen.__init__
 _finalizers: list = []
+_commands: dict[int, list[str]] = {}
+_children: list[dict[str, Any]] = []
 
 
 def _finish() -> None:
@@ -31,12 +36,25 @@ def _exit(code: int) -> None:
     _real_exit(code)
 
 
+def _waitpid(pid: int, options: int) -> tuple[int, int]:
+    reaped, status, usage = os.wait4(pid, options)
+    if reaped:
+        _children.append({"pid": reaped, "args": _commands.get(reaped, []), "maxrss_kb": usage.ru_maxrss,
+                          "cpu": usage.ru_utime + usage.ru_stime})
+    return reaped, status
+
+
+def _popen_init(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+    _real_popen_init(self, args, *rest, **kwargs)
+    _commands[self.pid] = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+
+
 def _write_rusage(path: str) -> None:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(path, "w") as handle:
         json.dump({"self_maxrss_kb": own.ru_maxrss, "self_cpu": own.ru_utime + own.ru_stime,
                    "children_maxrss_kb": children.ru_maxrss,
-                   "children_cpu": children.ru_utime + children.ru_stime}, handle)
+                   "children_cpu": children.ru_utime + children.ru_stime, "children": _children}, handle)
 
 
 def main() -> None:
@@ -46,6 +64,8 @@ def main() -> None:
     sys.argv = [module, *sys.argv[2:]]
     if path := os.environ.get("BENCH_RUSAGE_FILE"):
         _finalizers.append(lambda: _write_rusage(path))
+        os.waitpid = _waitpid
+        subprocess.Popen.__init__ = _popen_init  # type: ignore[method-assign]
     profiler = None
     if profile_path := os.environ.get("BENCH_PROFILE_FILE"):
         import cProfile

@@ -129,11 +129,23 @@ def write_program(configs: dict[str, dict[str, Any]], dest: Path) -> Path:
 @dataclass
 class Measurement:
     seconds: float
-    plan_mb: float
-    pack_mb: float
+    plan_mb: float            # the plan process's own peak RSS
+    pack_mb: float            # the policy pack's peak RSS
+    others_mb: dict[str, float]  # other child processes of the plan (by module), peak RSS each
     pack_cpu: float
     exit_code: int
     resources: int
+
+    @property
+    def total_mb(self) -> float:
+        """The sum of the processes' peaks: an upper bound of the plan's footprint at any moment."""
+        return self.plan_mb + self.pack_mb + sum(self.others_mb.values())
+
+
+def _child_name(args: list[str]) -> str:
+    if "pulumi.policy" in args:
+        return "pack"
+    return args[args.index("-m") + 1] if "-m" in args[:-1] else Path(args[0]).name if args else "?"
 
 
 def plan_command(program: Path, stack: str, *extra: str) -> list[str]:
@@ -158,8 +170,13 @@ def measure(program: Path, stack: str) -> Measurement:
         raise RuntimeError(f"plan of {stack} exited {proc.returncode}:\n{stderr.decode()[-3000:]}")
     report_doc = json.loads(stdout)
     resources = len(report_doc.get("resources", []))
-    return Measurement(seconds, usage["self_maxrss_kb"] / 1024, usage["children_maxrss_kb"] / 1024,
-                       usage["children_cpu"], proc.returncode, resources)
+    children = {_child_name(c["args"]): c for c in usage["children"]}
+    pack = children.pop("pack", None)
+    if pack is None:
+        raise RuntimeError(f"plan of {stack}: the policy pack was not among the reaped children ({usage})")
+    return Measurement(seconds, usage["self_maxrss_kb"] / 1024, pack["maxrss_kb"] / 1024,
+                       {name: c["maxrss_kb"] / 1024 for name, c in children.items()}, pack["cpu"],
+                       proc.returncode, resources)
 
 
 def profile(program: Path, stack: str, out: Path) -> None:
@@ -203,27 +220,38 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             m = measure(program, f"fleet-{n}")
             results[n].append(m)
-            print(f"  round {round_ + 1}: {n:5} nodes {m.seconds:6.2f} s, plan {m.plan_mb:5.0f} MB, "
-                  f"pack {m.pack_mb:4.0f} MB, exit {m.exit_code}", flush=True)
-    print("fleet: offline plan with verdicts (tools.plan, schema checks, pack over gRPC), median per size")
+            print(f"  round {round_ + 1}: {n:5} nodes {m.seconds:6.2f} s, plan {m.plan_mb:4.0f} MB, "
+                  f"pack {m.pack_mb:4.0f} MB, "
+                  + "".join(f"{k} {v:4.0f} MB, " for k, v in m.others_mb.items()) + f"exit {m.exit_code}", flush=True)
+    others = sorted({k for ms in results.values() for m in ms for k in m.others_mb})
+    print("fleet: offline plan with verdicts (tools.plan, schema checks, pack over gRPC), median per size; "
+          "peak RSS per process")
     print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
-          f"{'plan MB':>7} {'pack MB':>7} {'pack cpu s':>10}")
+          f"{'plan MB':>7} {'pack MB':>7} " + "".join(f"{k + ' MB':>{max(8, len(k) + 3)}} " for k in others)
+          + f"{'sum MB':>6} {'pack cpu s':>10}")
     medians: dict[int, float] = {}
     missed = False
     for n in sizes:
         ms = results[n]
         medians[n] = statistics.median(m.seconds for m in ms)
-        plan_mb = statistics.median(m.plan_mb for m in ms)
+
+        def med(values: Any) -> float:
+            return statistics.median(list(values))
+
+        plan_mb, pack_mb, total_mb = med(m.plan_mb for m in ms), med(m.pack_mb for m in ms), med(m.total_mb for m in ms)
         print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
-              f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} "
-              f"{statistics.median(m.pack_mb for m in ms):7.0f} {statistics.median(m.pack_cpu for m in ms):10.2f}")
+              f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} {pack_mb:7.0f} "
+              + "".join(f"{med(m.others_mb.get(k, 0) for m in ms):>{max(8, len(k) + 3)}.0f} " for k in others)
+              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f}")
         if n == 1000:
-            peak = max(plan_mb, statistics.median(m.pack_mb for m in ms))
-            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, peak <= TARGET_MB
+            largest = max(plan_mb, pack_mb, *(med(m.others_mb.get(k, 0) for m in ms) for k in others))
+            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB
             missed |= not (ok_time and ok_mem)
             print(f"  1000 nodes: {medians[n]:.2f} s (target <= {TARGET_SECONDS:.0f} s: "
-                  f"{'met' if ok_time else 'NOT met'}), peak {peak:.0f} MB per process "
-                  f"(target <= {TARGET_MB:.0f} MB: {'met' if ok_mem else 'NOT met'})")
+                  f"{'met' if ok_time else 'NOT met'}); largest process {largest:.0f} MB, all processes together "
+                  f"<= {total_mb:.0f} MB (target <= {TARGET_MB:.0f} MB: "
+                  f"{'met' if ok_mem else 'NOT met'} per process, {'met' if total_mb <= TARGET_MB else 'NOT met'} "
+                  f"for the sum)")
     if 100 in medians and 1000 in medians:
         growth = medians[1000] / medians[100]
         missed |= growth > TARGET_GROWTH

@@ -2,6 +2,7 @@
 
     BENCH_RUSAGE_FILE=out.json python -m bench._rusage tools.plan --stack lab
     BENCH_PROFILE_FILE=plan.prof python -m bench._rusage tools.plan --stack lab    (cProfile of the module)
+    BENCH_GC_THRESHOLD=50000,20,20 python -m bench._rusage tools.plan ...          (gc.set_threshold first)
 
 The JSON file gets this process's peak RSS and CPU time (getrusage RUSAGE_SELF), every child started with
 subprocess and reaped through it (its command, peak RSS and CPU time: os.waitpid is served by os.wait4, which
@@ -66,6 +67,10 @@ def main() -> None:
         _finalizers.append(lambda: _write_rusage(path))
         os.waitpid = _waitpid
         subprocess.Popen.__init__ = _popen_init  # type: ignore[method-assign]
+    if thresholds := os.environ.get("BENCH_GC_THRESHOLD"):
+        import gc
+
+        gc.set_threshold(*(int(t) for t in thresholds.split(",")))
     profiler = None
     if profile_path := os.environ.get("BENCH_PROFILE_FILE"):
         import cProfile

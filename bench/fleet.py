@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -47,6 +48,7 @@ PYTHON = Path(sys.executable)
 # nodes -> tenant namespaces
 SIZES = {10: 10, 100: 50, 1000: 100}
 TARGET_SECONDS, TARGET_MB, TARGET_GROWTH = 10.0, 300.0, 12.0
+GC_EXPERIMENT = "50000,20,20"  # gen0 allocations between collections, then the gen1/gen2 ratios (defaults 700,10,10)
 TEAMS = ("dataScience", "radio", "vision", "speech", "robotics")
 
 
@@ -153,12 +155,15 @@ def plan_command(program: Path, stack: str, *extra: str) -> list[str]:
             "--policy-pack-config", str(ROOT / "policies" / "config" / "lab.json"), *extra]
 
 
-def measure(program: Path, stack: str) -> Measurement:
+def measure(program: Path, stack: str, gc_threshold: str | None = None) -> Measurement:
+    """One plan, its text report (the default format) read for the resource count and discarded."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK_DIR, delete=False) as report:
         usage_file = Path(report.name)
     env = {**os.environ, "BENCH_RUSAGE_FILE": str(usage_file)}
+    if gc_threshold:
+        env["BENCH_GC_THRESHOLD"] = gc_threshold
     started = time.perf_counter()
-    proc = subprocess.Popen(plan_command(program, stack, "--format", "json"), cwd=ROOT, env=env,
+    proc = subprocess.Popen(plan_command(program, stack), cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
@@ -166,17 +171,16 @@ def measure(program: Path, stack: str) -> Measurement:
         usage = json.loads(usage_file.read_text())
     finally:
         usage_file.unlink(missing_ok=True)
-    if proc.returncode not in (0, 1):
+    counted = re.search(r"^Resources: (\d+) \((\d+) components\)", stdout.decode(), re.M)
+    if proc.returncode not in (0, 1) or not counted:
         raise RuntimeError(f"plan of {stack} exited {proc.returncode}:\n{stderr.decode()[-3000:]}")
-    report_doc = json.loads(stdout)
-    resources = len(report_doc.get("resources", []))
     children = {_child_name(c["args"]): c for c in usage["children"]}
     pack = children.pop("pack", None)
     if pack is None:
         raise RuntimeError(f"plan of {stack}: the policy pack was not among the reaped children ({usage})")
     return Measurement(seconds, usage["self_maxrss_kb"] / 1024, pack["maxrss_kb"] / 1024,
                        {name: c["maxrss_kb"] / 1024 for name, c in children.items()}, pack["cpu"],
-                       proc.returncode, resources)
+                       proc.returncode, int(counted[1]) + int(counted[2]))
 
 
 def profile(program: Path, stack: str, out: Path) -> None:
@@ -191,13 +195,58 @@ def profile(program: Path, stack: str, out: Path) -> None:
     stats.sort_stats("tottime").print_stats(30)
 
 
+def report(results: dict[int, list[Measurement]], title: str, judge: bool) -> bool:
+    """Print the medians per size; with ``judge``, the targets. Returns whether a target was missed."""
+    sizes = list(results)
+    others = sorted({k for ms in results.values() for m in ms for k in m.others_mb})
+
+    def med(values: Any) -> float:
+        return statistics.median(list(values))
+
+    print(f"fleet: {title}; median per size, peak RSS per process")
+    print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
+          f"{'plan MB':>7} {'pack MB':>7} " + "".join(f"{k + ' MB':>{max(8, len(k) + 3)}} " for k in others)
+          + f"{'sum MB':>6} {'pack cpu s':>10}")
+    medians: dict[int, float] = {}
+    missed = False
+    for n in sizes:
+        ms = results[n]
+        medians[n] = med(m.seconds for m in ms)
+        plan_mb, pack_mb, total_mb = med(m.plan_mb for m in ms), med(m.pack_mb for m in ms), med(m.total_mb for m in ms)
+        print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
+              f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} {pack_mb:7.0f} "
+              + "".join(f"{med(m.others_mb.get(k, 0) for m in ms):>{max(8, len(k) + 3)}.0f} " for k in others)
+              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f}")
+        if n == 1000 and judge:
+            largest = max(plan_mb, pack_mb, *(med(m.others_mb.get(k, 0) for m in ms) for k in others))
+            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB
+            missed |= not (ok_time and ok_mem)
+            print(f"  1000 nodes: {medians[n]:.2f} s (target <= {TARGET_SECONDS:.0f} s: "
+                  f"{'met' if ok_time else 'NOT met'}); largest process {largest:.0f} MB, the processes' peaks "
+                  f"summed {total_mb:.0f} MB (target <= {TARGET_MB:.0f} MB: {'met' if ok_mem else 'NOT met'} per "
+                  f"process, {'met' if total_mb <= TARGET_MB else 'NOT met'} for the sum)")
+    if 100 in medians and 1000 in medians:
+        growth = medians[1000] / medians[100]
+        missed |= judge and growth > TARGET_GROWTH
+        print(f"  time(1000)/time(100) = {growth:.2f}" + (f" (target <= {TARGET_GROWTH:.0f}: "
+              f"{'met' if growth <= TARGET_GROWTH else 'NOT met'})" if judge else "")
+              + f"; resources grew {results[1000][0].resources / results[100][0].resources:.2f}x")
+    if 10 in medians and 100 in medians:
+        print(f"  time(100)/time(10) = {medians[100] / medians[10]:.2f}; resources grew "
+              f"{results[100][0].resources / results[10][0].resources:.2f}x")
+    return missed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per size (10 and 100 nodes)")
-    parser.add_argument("--runs-large", type=int, default=3, help="runs of the 1,000-node stack")
+    parser.add_argument("--runs-large", type=int, default=5, help="runs of the 1,000-node stack")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="node counts, from 10, 100, 1000")
     parser.add_argument("--quick", action="store_true", help="one run of 10 and 100 nodes (a smoke test)")
     parser.add_argument("--profile", type=int, metavar="NODES", help="cProfile the plan of this size and stop")
+    parser.add_argument("--compare-gc", metavar="THRESHOLDS", nargs="?", const=GC_EXPERIMENT,
+                        help="also run each plan with gc.set_threshold(THRESHOLDS) in the plan process "
+                             f"(default {GC_EXPERIMENT}): the cyclic-GC finding in docs/benchmarks.md")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -212,53 +261,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile(program, f"fleet-{args.profile}", WORK_DIR / f"fleet-{args.profile}.prof")
         return 0
-    results: dict[int, list[Measurement]] = {n: [] for n in sizes}
-    rounds = max(args.runs, args.runs_large)
-    for round_ in range(rounds):
-        for n in sizes:  # sizes alternate within a round
+    variants: dict[str, str | None] = {"as is": None}
+    if args.compare_gc:
+        variants[f"gc.set_threshold({args.compare_gc})"] = args.compare_gc
+    results: dict[str, dict[int, list[Measurement]]] = {v: {n: [] for n in sizes} for v in variants}
+    for round_ in range(max(args.runs, args.runs_large)):
+        for n in sizes:  # sizes, and variants, alternate within a round
             if round_ >= (args.runs_large if n >= 1000 else args.runs):
                 continue
-            m = measure(program, f"fleet-{n}")
-            results[n].append(m)
-            print(f"  round {round_ + 1}: {n:5} nodes {m.seconds:6.2f} s, plan {m.plan_mb:4.0f} MB, "
-                  f"pack {m.pack_mb:4.0f} MB, "
-                  + "".join(f"{k} {v:4.0f} MB, " for k, v in m.others_mb.items()) + f"exit {m.exit_code}", flush=True)
-    others = sorted({k for ms in results.values() for m in ms for k in m.others_mb})
-    print("fleet: offline plan with verdicts (tools.plan, schema checks, pack over gRPC), median per size; "
-          "peak RSS per process")
-    print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
-          f"{'plan MB':>7} {'pack MB':>7} " + "".join(f"{k + ' MB':>{max(8, len(k) + 3)}} " for k in others)
-          + f"{'sum MB':>6} {'pack cpu s':>10}")
-    medians: dict[int, float] = {}
-    missed = False
-    for n in sizes:
-        ms = results[n]
-        medians[n] = statistics.median(m.seconds for m in ms)
-
-        def med(values: Any) -> float:
-            return statistics.median(list(values))
-
-        plan_mb, pack_mb, total_mb = med(m.plan_mb for m in ms), med(m.pack_mb for m in ms), med(m.total_mb for m in ms)
-        print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
-              f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} {pack_mb:7.0f} "
-              + "".join(f"{med(m.others_mb.get(k, 0) for m in ms):>{max(8, len(k) + 3)}.0f} " for k in others)
-              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f}")
-        if n == 1000:
-            largest = max(plan_mb, pack_mb, *(med(m.others_mb.get(k, 0) for m in ms) for k in others))
-            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB
-            missed |= not (ok_time and ok_mem)
-            print(f"  1000 nodes: {medians[n]:.2f} s (target <= {TARGET_SECONDS:.0f} s: "
-                  f"{'met' if ok_time else 'NOT met'}); largest process {largest:.0f} MB, all processes together "
-                  f"<= {total_mb:.0f} MB (target <= {TARGET_MB:.0f} MB: "
-                  f"{'met' if ok_mem else 'NOT met'} per process, {'met' if total_mb <= TARGET_MB else 'NOT met'} "
-                  f"for the sum)")
-    if 100 in medians and 1000 in medians:
-        growth = medians[1000] / medians[100]
-        missed |= growth > TARGET_GROWTH
-        print(f"  time(1000)/time(100) = {growth:.2f} (target <= {TARGET_GROWTH:.0f}: "
-              f"{'met' if growth <= TARGET_GROWTH else 'NOT met'})")
-    if 10 in medians and 100 in medians:
-        print(f"  time(100)/time(10) = {medians[100] / medians[10]:.2f}")
+            for variant, threshold in variants.items():
+                m = measure(program, f"fleet-{n}", threshold)
+                results[variant][n].append(m)
+                print(f"  round {round_ + 1}: {n:5} nodes{'' if threshold is None else ' (' + variant + ')'} "
+                      f"{m.seconds:6.2f} s, plan {m.plan_mb:4.0f} MB, pack {m.pack_mb:4.0f} MB, "
+                      + "".join(f"{k} {v:4.0f} MB, " for k, v in m.others_mb.items()) + f"exit {m.exit_code}",
+                      flush=True)
+    missed = report(results["as is"], "offline plan with verdicts (tools.plan, schema checks, pack over gRPC)", True)
+    for variant in list(variants)[1:]:
+        report(results[variant], f"the same with {variant} in the plan process (an experiment, not the tool)", False)
     return 1 if args.check and missed else 0
 
 

@@ -6,24 +6,37 @@
 
 The JSON file gets this process's peak RSS and CPU time (getrusage RUSAGE_SELF), every child started with
 subprocess and reaped through it (its command, peak RSS and CPU time: os.waitpid is served by os.wait4, which
-returns the child's own rusage), and RUSAGE_CHILDREN (the largest reaped child's peak, all children's CPU).
+returns the child's own rusage), RUSAGE_CHILDREN (the largest reaped child's peak, all children's CPU), and
+the cyclic garbage collector's collections and seconds per generation in this process (gc.callbacks).
 For tools.plan the children are the policy pack and whatever helper processes the plan starts; the plan
 ends with os._exit (it skips interpreter teardown), so the recording also runs before that.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
 import runpy
 import subprocess
 import sys
+import time
 from typing import Any
 
 _real_exit, _real_waitpid, _real_popen_init = os._exit, os.waitpid, subprocess.Popen.__init__
 _finalizers: list = []
 _commands: dict[int, list[str]] = {}
 _children: list[dict[str, Any]] = []
+_gc = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "started": 0.0}
+
+
+def _gc_callback(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc["started"] = time.perf_counter()
+    else:
+        generation = info["generation"]
+        _gc["collections"][generation] += 1
+        _gc["seconds"][generation] += time.perf_counter() - _gc["started"]
 
 
 def _finish() -> None:
@@ -55,7 +68,8 @@ def _write_rusage(path: str) -> None:
     with open(path, "w") as handle:
         json.dump({"self_maxrss_kb": own.ru_maxrss, "self_cpu": own.ru_utime + own.ru_stime,
                    "children_maxrss_kb": children.ru_maxrss,
-                   "children_cpu": children.ru_utime + children.ru_stime, "children": _children}, handle)
+                   "children_cpu": children.ru_utime + children.ru_stime, "children": _children,
+                   "gc_collections": _gc["collections"], "gc_seconds": _gc["seconds"]}, handle)
 
 
 def main() -> None:
@@ -66,10 +80,9 @@ def main() -> None:
     if path := os.environ.get("BENCH_RUSAGE_FILE"):
         _finalizers.append(lambda: _write_rusage(path))
         os.waitpid = _waitpid
+        gc.callbacks.append(_gc_callback)
         subprocess.Popen.__init__ = _popen_init  # type: ignore[method-assign]
     if thresholds := os.environ.get("BENCH_GC_THRESHOLD"):
-        import gc
-
         gc.set_threshold(*(int(t) for t in thresholds.split(",")))
     profiler = None
     if profile_path := os.environ.get("BENCH_PROFILE_FILE"):

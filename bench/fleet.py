@@ -137,6 +137,8 @@ class Measurement:
     pack_cpu: float
     exit_code: int
     resources: int
+    gc_seconds: float = 0.0   # the plan process's time in cyclic GC, all generations
+    gc_full: int = 0          # its full (generation 2) collections
 
     @property
     def total_mb(self) -> float:
@@ -180,7 +182,8 @@ def measure(program: Path, stack: str, gc_threshold: str | None = None) -> Measu
         raise RuntimeError(f"plan of {stack}: the policy pack was not among the reaped children ({usage})")
     return Measurement(seconds, usage["self_maxrss_kb"] / 1024, pack["maxrss_kb"] / 1024,
                        {name: c["maxrss_kb"] / 1024 for name, c in children.items()}, pack["cpu"],
-                       proc.returncode, int(counted[1]) + int(counted[2]))
+                       proc.returncode, int(counted[1]) + int(counted[2]), sum(usage["gc_seconds"]),
+                       usage["gc_collections"][2])
 
 
 def profile(program: Path, stack: str, out: Path) -> None:
@@ -206,7 +209,7 @@ def report(results: dict[int, list[Measurement]], title: str, judge: bool) -> bo
     print(f"fleet: {title}; median per size, peak RSS per process")
     print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
           f"{'plan MB':>7} {'pack MB':>7} " + "".join(f"{k + ' MB':>{max(8, len(k) + 3)}} " for k in others)
-          + f"{'sum MB':>6} {'pack cpu s':>10}")
+          + f"{'sum MB':>6} {'pack cpu s':>10} {'plan GC s':>9} {'full GCs':>8}")
     medians: dict[int, float] = {}
     missed = False
     for n in sizes:
@@ -216,7 +219,8 @@ def report(results: dict[int, list[Measurement]], title: str, judge: bool) -> bo
         print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
               f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} {pack_mb:7.0f} "
               + "".join(f"{med(m.others_mb.get(k, 0) for m in ms):>{max(8, len(k) + 3)}.0f} " for k in others)
-              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f}")
+              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f} {med(m.gc_seconds for m in ms):9.2f} "
+              f"{med(m.gc_full for m in ms):8.0f}")
         if n == 1000 and judge:
             largest = max(plan_mb, pack_mb, *(med(m.others_mb.get(k, 0) for m in ms) for k in others))
             ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB

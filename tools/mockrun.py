@@ -45,7 +45,8 @@ def read_stack_file(program_dir: Path, stack: str) -> StackFile:
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise StackFileError(f"{project_file}: not a Pulumi project file ({error})") from None
     try:
-        document = yaml.safe_load(stack_path.read_text()) or {}
+        # libyaml when PyYAML has it: a stack file of a large fleet is thousands of lines
+        document = yaml.load(stack_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except OSError:
         raise StackFileError(f"no stack file {stack_path.name} in {program_dir}") from None
     except yaml.YAMLError as error:

@@ -48,6 +48,9 @@ PYTHON = Path(sys.executable)
 # nodes -> tenant namespaces
 SIZES = {10: 10, 100: 50, 1000: 100}
 TARGET_SECONDS, TARGET_MB, TARGET_GROWTH = 10.0, 300.0, 12.0
+# As on a user's machine, Python caches bytecode (this machine sets PYTHONDONTWRITEBYTECODE; bench/lab_plan.py
+# removes it too): the plan and the pack it starts inherit this environment, and a warm-up run writes the cache.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 GC_EXPERIMENT = "50000,20,20"  # gen0 allocations between collections, then the gen1/gen2 ratios (defaults 700,10,10)
 TEAMS = ("dataScience", "radio", "vision", "speech", "robotics")
 
@@ -161,7 +164,7 @@ def measure(program: Path, stack: str, gc_threshold: str | None = None) -> Measu
     """One plan, its text report (the default format) read for the resource count and discarded."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", dir=WORK_DIR, delete=False) as report:
         usage_file = Path(report.name)
-    env = {**os.environ, "BENCH_RUSAGE_FILE": str(usage_file)}
+    env = {**ENV, "BENCH_RUSAGE_FILE": str(usage_file)}
     if gc_threshold:
         env["BENCH_GC_THRESHOLD"] = gc_threshold
     started = time.perf_counter()
@@ -190,7 +193,7 @@ def profile(program: Path, stack: str, out: Path) -> None:
     """cProfile the plan process (the pack runs unprofiled beside it); prints the top functions."""
     import pstats
 
-    env = {**os.environ, "BENCH_PROFILE_FILE": str(out)}
+    env = {**ENV, "BENCH_PROFILE_FILE": str(out)}
     subprocess.run(plan_command(program, stack, "--format", "json", "--output", os.devnull), cwd=ROOT, env=env,
                    check=False)
     stats = pstats.Stats(str(out))
@@ -269,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_gc:
         variants[f"gc.set_threshold({args.compare_gc})"] = args.compare_gc
     results: dict[str, dict[int, list[Measurement]]] = {v: {n: [] for n in sizes} for v in variants}
+    measure(program, f"fleet-{min(sizes)}")  # warm-up: the file cache and the project's bytecode cache
     for round_ in range(max(args.runs, args.runs_large)):
         for n in sizes:  # sizes, and variants, alternate within a round
             if round_ >= (args.runs_large if n >= 1000 else args.runs):

@@ -57,3 +57,19 @@ def sarif_schema() -> dict:
             cached.parent.mkdir(exist_ok=True)
             cached.write_bytes(member.read())
     return json.loads(cached.read_text())
+
+
+@pytest.fixture
+def recorders(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every mock-engine Recorder a test's program run creates, to see what it registered (even on failure)."""
+    import tools.mockrun as mockrun
+
+    created: list[mockrun.Recorder] = []
+
+    class Spy(mockrun.Recorder):
+        def __init__(self, *args: object, **kwargs: object):
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            created.append(self)
+
+    monkeypatch.setattr(mockrun, "Recorder", Spy)
+    return created

@@ -36,9 +36,9 @@ from components.monitoring import (
     prometheus_rule_spec,
     seconds,
 )
-from tests.factories import DELETE, ROOT, compiled, lab_with, problems
+from tests.factories import DELETE, ROOT, compiled, lab_with, problems, stack_file
 from tools.k8s_schema import CrdSchemas, upstream_crd_files, validate
-from tools.mockrun import ProgramRun, Recorder, StackFile, read_stack_file, run_program
+from tools.mockrun import ProgramRun, Recorder, read_stack_file, run_program
 
 KUBERNETES_VERSION = "1.34"
 ALERTS = ["GpuUtilizationHigh", "GpuMemoryHigh", "GpuTemperatureHigh", "GpuXidError", "DcgmExporterDown",
@@ -221,21 +221,10 @@ def test_labels_the_prometheus_selects_by_are_required_not_added_to_the_service_
         "release": "kube-prometheus-stack", "team": "platform"}
 
 
-def test_a_bad_monitoring_config_stops_the_program_before_anything_is_registered(monkeypatch):
-    import tools.mockrun as mockrun
-
-    recorders: list[mockrun.Recorder] = []
-
-    class Spy(mockrun.Recorder):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            recorders.append(self)
-
-    monkeypatch.setattr(mockrun, "Recorder", Spy)
+def test_a_bad_monitoring_config_stops_the_program_before_anything_is_registered(recorders):
     raw = lab_with(**{"monitoring.namespace": "gpu-operator"})
-    stack = StackFile("gpu-platform", "test", {f"gpu-platform:{k}": json.dumps(v) for k, v in raw.items()}, [])
     with pytest.raises(pulumi.RunError) as caught:
-        run_program(ROOT, stack)
+        run_program(ROOT, stack_file(raw))
     assert str(caught.value).startswith(
         "invalid stack config (1 problem); nothing was declared:\n"
         "  - gpu-platform:monitoring.namespace: 'gpu-operator' is the operator namespace")

@@ -105,17 +105,7 @@ def test_a_broken_config_stops_the_program_before_anything_is_declared():
     assert message.startswith("invalid stack config (1 problem); nothing was declared:\n  - gpu-platform:mps: ")
 
 
-def test_nothing_is_registered_when_the_config_is_invalid(monkeypatch):
-    import tools.mockrun as mockrun
-
-    recorders: list[mockrun.Recorder] = []
-
-    class Spy(mockrun.Recorder):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            recorders.append(self)
-
-    monkeypatch.setattr(mockrun, "Recorder", Spy)
+def test_nothing_is_registered_when_the_config_is_invalid(recorders):
     with pytest.raises(pulumi.RunError):
         run_program(ROOT, stack_file(mutate(lab_raw(), "gpuOperator.driver.version", "latest")))
     # the mock engine saw no resource of ours (the implicit Stack is left out by the recorder)

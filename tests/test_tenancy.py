@@ -573,17 +573,7 @@ def test_the_schema_check_would_catch_a_misspelt_quota_field(lab):
     assert [f.path for f in validate(broken, kubernetes_version=KUBERNETES_VERSION)] == ["spec"]
 
 
-def test_a_tenancy_error_stops_the_program_with_nothing_registered(monkeypatch):
-    import tools.mockrun as mockrun
-
-    recorders: list[mockrun.Recorder] = []
-
-    class Spy(mockrun.Recorder):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            recorders.append(self)
-
-    monkeypatch.setattr(mockrun, "Recorder", Spy)
+def test_a_tenancy_error_stops_the_program_with_nothing_registered(recorders):
     raw = mutate(lab_raw(), "tenancy.tenants[0].owner", "dataSci")
     with pytest.raises(pulumi.RunError) as caught:
         run_program(ROOT, stack_file(raw))

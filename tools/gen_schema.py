@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from components.stack_config import stack_file_schema
+from tools.generated import write_or_check
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema" / "stack-config.schema.json"
 
@@ -19,17 +20,7 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--check" in argv:
-        if not SCHEMA_FILE.exists() or SCHEMA_FILE.read_text() != text:
-            print(f"{SCHEMA_FILE.name} is stale: run `python -m tools.gen_schema`", file=sys.stderr)
-            return 1
-        return 0
-    SCHEMA_FILE.parent.mkdir(exist_ok=True)
-    SCHEMA_FILE.write_text(text)
-    print(f"wrote {SCHEMA_FILE}")
-    return 0
-
+    return write_or_check(SCHEMA_FILE, render(), "tools.gen_schema", argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -19,6 +19,8 @@ from xml.sax.saxutils import escape
 
 import yaml
 
+from tools.generated import write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 SVG_FILE = ROOT / "docs" / "dashboard.svg"
 
@@ -216,17 +218,7 @@ def render(board: dict[str, Any], gpu_names: Sequence[tuple[str, int]]) -> str:
 
 def main(argv: list[str]) -> int:
     board, gpu_names = lab_dashboard()
-    text = render(board, gpu_names)
-    if "--check" in argv:
-        if not SVG_FILE.exists() or SVG_FILE.read_text() != text:
-            print(f"{SVG_FILE.name} is stale: run `python -m tools.render_dashboard`", file=sys.stderr)
-            return 1
-        return 0
-    SVG_FILE.parent.mkdir(exist_ok=True)
-    SVG_FILE.write_text(text)
-    print(f"wrote {SVG_FILE.relative_to(ROOT)}")
-    return 0
-
+    return write_or_check(SVG_FILE, render(board, gpu_names), "tools.render_dashboard", argv)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

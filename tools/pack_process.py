@@ -142,10 +142,7 @@ class PackProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout)
-        for thread in self._threads:
-            thread.join(timeout)
-        self.port = None
-        return proc.returncode
+        return self._reaped(proc, timeout)
 
     def kill(self, timeout: float = 10.0) -> int | None:
         """End the pack as the CLI ends a plugin (plugin.go Close: close the connection, kill the process)."""
@@ -155,6 +152,10 @@ class PackProcess:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout)
+        return self._reaped(proc, timeout)
+
+    def _reaped(self, proc: subprocess.Popen, timeout: float) -> int | None:
+        """After the process has ended: drain its output readers, forget the port, give its exit code."""
         for thread in self._threads:
             thread.join(timeout)
         self.port = None

@@ -2,7 +2,7 @@
 
     BENCH_RUSAGE_FILE=out.json python -m bench._rusage tools.plan --stack lab
     BENCH_PROFILE_FILE=plan.prof python -m bench._rusage tools.plan --stack lab    (cProfile of the module)
-    BENCH_GC_THRESHOLD=50000,20,20 python -m bench._rusage tools.plan ...          (gc.set_threshold first)
+    BENCH_GC_THRESHOLD=700,10,10 python -m bench._rusage tools.plan ...   (GC thresholds while the program runs)
 
 The JSON file gets this process's peak RSS and CPU time (getrusage RUSAGE_SELF), every child started with
 subprocess and reaped through it (its command, peak RSS and CPU time: os.waitpid is served by os.wait4, which
@@ -83,7 +83,9 @@ def main() -> None:
         gc.callbacks.append(_gc_callback)
         subprocess.Popen.__init__ = _popen_init  # type: ignore[method-assign]
     if thresholds := os.environ.get("BENCH_GC_THRESHOLD"):
-        gc.set_threshold(*(int(t) for t in thresholds.split(",")))
+        from tools import mockrun  # the plan imports the same module object
+
+        mockrun.PROGRAM_GC_THRESHOLD = tuple(int(t) for t in thresholds.split(","))  # type: ignore[assignment]
     profiler = None
     if profile_path := os.environ.get("BENCH_PROFILE_FILE"):
         import cProfile

@@ -1,6 +1,7 @@
 """The real __main__.py with the lab's stack file under the mock engine: inventory, schemas, bad config."""
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from tests.factories import ROOT, lab_raw, mutate, stack_file
 from tools.k8s_schema import CrdSchemas, upstream_crd_files, validate
-from tools.mockrun import ProgramRun, read_stack_file, run_program
+from tools.mockrun import PROGRAM_GC_THRESHOLD, ProgramRun, read_stack_file, run_program
 
 KUBERNETES_VERSION = "1.34"
 
@@ -110,6 +111,14 @@ def test_nothing_is_registered_when_the_config_is_invalid(recorders):
         run_program(ROOT, stack_file(mutate(lab_raw(), "gpuOperator.driver.version", "latest")))
     # the mock engine saw no resource of ours (the implicit Stack is left out by the recorder)
     assert [r.resources for r in recorders] == [[]]
+
+
+def test_the_program_runs_with_the_plans_gc_thresholds_and_the_callers_come_back():
+    seen: list[tuple[int, ...]] = []
+    before = gc.get_threshold()
+    run_program(ROOT, read_stack_file(ROOT, "lab"), on_register=lambda _: seen.append(gc.get_threshold()))
+    assert seen and set(seen) == {PROGRAM_GC_THRESHOLD}
+    assert gc.get_threshold() == before != PROGRAM_GC_THRESHOLD
 
 
 def test_a_secret_registry_password_reaches_the_cluster_only_as_a_secret():

@@ -119,6 +119,11 @@ class PolicyStream:
     """
 
     _DONE = object()
+    # The thread that sends the requests needs the GIL for a moment per request while the program holds it;
+    # with Python's 5 ms switch interval it waited so long that a 1,000-node plan had sent a tenth of its
+    # requests when the program ended, and the pack did most of its work after. At 1 ms they go out as the
+    # program runs (the 1,000-node plan about 1 s faster, docs/benchmarks.md "Fleet scale").
+    SWITCH_INTERVAL = 0.001
 
     def __init__(self, pack_dir: Path, stack: str, project: str, config: dict[str, Any] | None):
         from tools.pack_process import PackError, PackProcess
@@ -130,6 +135,8 @@ class PolicyStream:
         self.error: Exception | None = None
         self.pending: list[tuple[str, Any]] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL))
         try:
             self.process.launch()  # first: the pack's start-up overlaps everything that follows
         except PackError as error:
@@ -184,6 +191,7 @@ class PolicyStream:
     def stop(self) -> None:
         self._queue.put(self._DONE)
         self._thread.join()
+        sys.setswitchinterval(self._switch_interval)
         if self.client is not None:
             self.client.close()
         self.process.kill()

@@ -3,7 +3,7 @@
     python3 dev.py bench [names...] [--quick]        (sets up the venvs, then runs this)
     venv/bin/python -m bench [names...] [--quick]
 
-Names: lab_plan (when bench/lab_plan.py exists), pack_overhead, checkov, fleet. Each is a module with
+Names: lab_plan, pack_overhead, checkov, fleet. Each is a module with
 ``main(argv) -> int`` that prints its own figures (medians of several runs, ratios measured in the same run);
 ``--quick`` runs each one small and once, as a smoke test whose figures are not the ones to record.
 The full set takes about half an hour on two cores; docs/benchmarks.md holds the recorded figures.

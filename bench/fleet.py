@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ TARGET_SECONDS, TARGET_MB, TARGET_GROWTH = 10.0, 300.0, 12.0
 # As on a user's machine, Python caches bytecode (this machine sets PYTHONDONTWRITEBYTECODE; bench/lab_plan.py
 # removes it too): the plan and the pack it starts inherit this environment, and a warm-up run writes the cache.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-GC_EXPERIMENT = "50000,20,20"  # gen0 allocations between collections, then the gen1/gen2 ratios (defaults 700,10,10)
+GC_EXPERIMENT = "700,10,10"  # Python's default thresholds, against the plan's own (tools/mockrun.PROGRAM_GC_THRESHOLD)
 TEAMS = ("dataScience", "radio", "vision", "speech", "robotics")
 
 
@@ -142,11 +143,57 @@ class Measurement:
     resources: int
     gc_seconds: float = 0.0   # the plan process's time in cyclic GC, all generations
     gc_full: int = 0          # its full (generation 2) collections
+    tree_mb: float = 0.0      # the largest PSS of the plan and its children together, sampled (0: not on Linux)
 
     @property
     def total_mb(self) -> float:
         """The sum of the processes' peaks: an upper bound of the plan's footprint at any moment."""
         return self.plan_mb + self.pack_mb + sum(self.others_mb.values())
+
+
+class TreeRss:
+    """Samples the memory of a process and its descendants together every few milliseconds (Linux /proc): their
+    proportional set sizes summed (PSS: each shared page, such as libpython's and grpc's code, counted once
+    across the processes instead of once in each), the footprint at one moment. The per-process peaks
+    (getrusage) only bound it from above, and count the shared pages twice."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid, self.interval, self.peak_kb = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _tree(self, pid: int) -> list[int]:
+        pids, index = [pid], 0
+        while index < len(pids):
+            try:
+                for task in os.listdir(f"/proc/{pids[index]}/task"):
+                    with open(f"/proc/{pids[index]}/task/{task}/children") as handle:
+                        pids.extend(int(c) for c in handle.read().split())
+            except OSError:
+                pass
+            index += 1
+        return pids
+
+    def _pss_kb(self, pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, sum(self._pss_kb(p) for p in self._tree(self.pid)))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
 
 
 def _child_name(args: list[str]) -> str:
@@ -170,8 +217,10 @@ def measure(program: Path, stack: str, gc_threshold: str | None = None) -> Measu
     started = time.perf_counter()
     proc = subprocess.Popen(plan_command(program, stack), cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = TreeRss(proc.pid)
     stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
+    tree_mb = sampler.stop()
     try:
         usage = json.loads(usage_file.read_text())
     finally:
@@ -186,7 +235,7 @@ def measure(program: Path, stack: str, gc_threshold: str | None = None) -> Measu
     return Measurement(seconds, usage["self_maxrss_kb"] / 1024, pack["maxrss_kb"] / 1024,
                        {name: c["maxrss_kb"] / 1024 for name, c in children.items()}, pack["cpu"],
                        proc.returncode, int(counted[1]) + int(counted[2]), sum(usage["gc_seconds"]),
-                       usage["gc_collections"][2])
+                       usage["gc_collections"][2], tree_mb)
 
 
 def profile(program: Path, stack: str, out: Path) -> None:
@@ -209,29 +258,32 @@ def report(results: dict[int, list[Measurement]], title: str, judge: bool) -> bo
     def med(values: Any) -> float:
         return statistics.median(list(values))
 
-    print(f"fleet: {title}; median per size, peak RSS per process")
+    print(f"fleet: {title}; median per size, peak RSS per process; tree: the largest sampled PSS of plan and "
+          "pack together, over the runs")
     print(f"  {'nodes':>5} {'tenants':>7} {'resources':>9} {'runs':>4} {'time s':>7} {'min-max':>11} "
           f"{'plan MB':>7} {'pack MB':>7} " + "".join(f"{k + ' MB':>{max(8, len(k) + 3)}} " for k in others)
-          + f"{'sum MB':>6} {'pack cpu s':>10} {'plan GC s':>9} {'full GCs':>8}")
+          + f"{'sum MB':>6} {'tree MB':>7} {'pack cpu s':>10} {'plan GC s':>9} {'full GCs':>8}")
     medians: dict[int, float] = {}
     missed = False
     for n in sizes:
         ms = results[n]
         medians[n] = med(m.seconds for m in ms)
         plan_mb, pack_mb, total_mb = med(m.plan_mb for m in ms), med(m.pack_mb for m in ms), med(m.total_mb for m in ms)
+        tree_mb = max(m.tree_mb for m in ms)
         print(f"  {n:5} {SIZES[n]:7} {ms[0].resources:9} {len(ms):4} {medians[n]:7.2f} "
               f"{min(m.seconds for m in ms):5.2f}-{max(m.seconds for m in ms):5.2f} {plan_mb:7.0f} {pack_mb:7.0f} "
               + "".join(f"{med(m.others_mb.get(k, 0) for m in ms):>{max(8, len(k) + 3)}.0f} " for k in others)
-              + f"{total_mb:6.0f} {med(m.pack_cpu for m in ms):10.2f} {med(m.gc_seconds for m in ms):9.2f} "
+              + f"{total_mb:6.0f} {tree_mb:7.0f} {med(m.pack_cpu for m in ms):10.2f} {med(m.gc_seconds for m in ms):9.2f} "
               f"{med(m.gc_full for m in ms):8.0f}")
         if n == 1000 and judge:
             largest = max(plan_mb, pack_mb, *(med(m.others_mb.get(k, 0) for m in ms) for k in others))
-            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB
+            together = tree_mb or total_mb  # sampled when /proc allows it, else the upper bound
+            ok_time, ok_mem = medians[n] <= TARGET_SECONDS, largest <= TARGET_MB and together <= TARGET_MB
             missed |= not (ok_time and ok_mem)
             print(f"  1000 nodes: {medians[n]:.2f} s (target <= {TARGET_SECONDS:.0f} s: "
-                  f"{'met' if ok_time else 'NOT met'}); largest process {largest:.0f} MB, the processes' peaks "
-                  f"summed {total_mb:.0f} MB (target <= {TARGET_MB:.0f} MB: {'met' if ok_mem else 'NOT met'} per "
-                  f"process, {'met' if total_mb <= TARGET_MB else 'NOT met'} for the sum)")
+                  f"{'met' if ok_time else 'NOT met'}); largest process {largest:.0f} MB, plan and pack together "
+                  f"{together:.0f} MB at most ({'sampled PSS' if tree_mb else 'the peaks summed'}; the RSS peaks summed "
+                  f"{total_mb:.0f} MB) (target <= {TARGET_MB:.0f} MB: {'met' if ok_mem else 'NOT met'})")
     if 100 in medians and 1000 in medians:
         growth = medians[1000] / medians[100]
         missed |= judge and growth > TARGET_GROWTH
@@ -252,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one run of 10 and 100 nodes (a smoke test)")
     parser.add_argument("--profile", type=int, metavar="NODES", help="cProfile the plan of this size and stop")
     parser.add_argument("--compare-gc", metavar="THRESHOLDS", nargs="?", const=GC_EXPERIMENT,
-                        help="also run each plan with gc.set_threshold(THRESHOLDS) in the plan process "
-                             f"(default {GC_EXPERIMENT}): the cyclic-GC finding in docs/benchmarks.md")
+                        help="also run each plan with these cyclic-GC thresholds while its program runs "
+                             f"(default {GC_EXPERIMENT}, Python's own): the cyclic-GC finding in docs/benchmarks.md")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -270,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     variants: dict[str, str | None] = {"as is": None}
     if args.compare_gc:
-        variants[f"gc.set_threshold({args.compare_gc})"] = args.compare_gc
+        variants[f"GC thresholds {args.compare_gc}"] = args.compare_gc
     results: dict[str, dict[int, list[Measurement]]] = {v: {n: [] for n in sizes} for v in variants}
     measure(program, f"fleet-{min(sizes)}")  # warm-up: the file cache and the project's bytecode cache
     for round_ in range(max(args.runs, args.runs_large)):
@@ -286,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
     missed = report(results["as is"], "offline plan with verdicts (tools.plan, schema checks, pack over gRPC)", True)
     for variant in list(variants)[1:]:
-        report(results[variant], f"the same with {variant} in the plan process (an experiment, not the tool)", False)
+        report(results[variant], f"the same with {variant} while the program runs (not the tool's setting)", False)
     return 1 if args.check and missed else 0
 
 

@@ -17,11 +17,13 @@ Each stack file goes into a temporary program directory under bench/.work/fleet 
 copied, ``components`` a symlink), and ``python -m tools.plan --stack fleet-<n> --program-dir <dir>
 --policy-pack-config policies/config/lab.json`` runs as a subprocess: the real tool, with the pack over gRPC and
 the schema checks, its text report discarded. The plan runs under bench/_rusage.py, which runs the module as
-``python -m`` would and then reports the plan process's own peak RSS (getrusage SELF) and the pack's (getrusage
-CHILDREN: the pack is the plan's only child, waited for when the plan stops it). Wall time is measured here
-from spawn to exit. Sizes alternate within each round; medians per size.
+``python -m`` would and then reports the plan process's own peak RSS and time in cyclic GC, and each child's
+peak RSS (the pack's, from os.wait4); a thread here samples plan and pack together as their summed proportional
+set sizes (shared pages counted once). Wall time is measured here from spawn to exit. Sizes alternate within
+each round; medians per size.
 
-    venv/bin/python -m bench.fleet [--runs 3] [--runs-large 3] [--sizes 10,100,1000] [--quick] [--profile N]
+    venv/bin/python -m bench.fleet [--runs 5] [--runs-large 5] [--sizes 10,100,1000] [--quick] [--profile N]
+                                   [--compare-gc [THRESHOLDS]] [--check]
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
 Names: lab_plan, pack_overhead, checkov, fleet. Each is a module with
 ``main(argv) -> int`` that prints its own figures (medians of several runs, ratios measured in the same run);
 ``--quick`` runs each one small and once, as a smoke test whose figures are not the ones to record.
-The full set takes about half an hour on two cores; docs/benchmarks.md holds the recorded figures.
+The full set takes about 40 minutes on two cores (most of it checkov); docs/benchmarks.md holds the figures.
 """
 from __future__ import annotations
 

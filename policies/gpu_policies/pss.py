@@ -21,6 +21,7 @@ structure of the wrong type reads as absent.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,19 @@ class _Run:
             return True
         return any(value is a if isinstance(a, bool) else (value == a and not isinstance(value, bool))
                    for a in allowed)
+
+    def items(self, value: Any, path: str) -> Iterator[tuple[int, Any, str]]:
+        """The known elements of the list ``value`` at ``path``, each with its index and path; an unknown list
+        or element is noted (absent or not a list: nothing)."""
+        elements = seq(value)
+        if elements is UNKNOWN:
+            self.unknowns.append(path)
+            return
+        for i, element in enumerate(elements):
+            if element is UNKNOWN:
+                self.unknowns.append(f"{path}[{i}]")
+            else:
+                yield i, element, f"{path}[{i}]"
 
 
 def check(pod: PodSpecRef, level: str, unknowns: list[str]) -> list[Finding]:
@@ -177,16 +191,9 @@ def _privileged(run: _Run, contexts: list) -> None:
 def _capabilities_baseline(run: _Run, contexts: list) -> None:
     allowed = ", ".join(sorted(BASELINE_CAPABILITIES))
     for c, sc, sc_path in contexts:
-        add_path = f"{sc_path}.capabilities.add"
-        added = seq(get(get(sc, "capabilities"), "add"))
-        if added is UNKNOWN:
-            run.unknowns.append(add_path)
-            continue
-        for i, cap in enumerate(added):
-            if cap is UNKNOWN:
-                run.unknowns.append(f"{add_path}[{i}]")
-            elif not isinstance(cap, str) or cap not in BASELINE_CAPABILITIES:
-                run.add("capabilities_baseline", BASELINE, str(c), f"{add_path}[{i}]",
+        for _, cap, cap_path in run.items(get(get(sc, "capabilities"), "add"), f"{sc_path}.capabilities.add"):
+            if not isinstance(cap, str) or cap not in BASELINE_CAPABILITIES:
+                run.add("capabilities_baseline", BASELINE, str(c), cap_path,
                         f"is {show(cap)}, which baseline does not allow",
                         f"remove it; baseline allows adding only {allowed} (names without CAP_)")
 
@@ -204,15 +211,8 @@ def _host_path_volumes(run: _Run, spec: Any, p: str) -> None:
 
 def _host_ports(run: _Run, pod: PodSpecRef) -> None:
     for c in pod.containers:
-        ports = seq(get(c.body, "ports"))
-        if ports is UNKNOWN:
-            run.unknowns.append(f"{c.path}.ports")
-            continue
-        for j, port in enumerate(ports):
-            path = f"{c.path}.ports[{j}].hostPort"
-            if port is UNKNOWN:
-                run.unknowns.append(f"{c.path}.ports[{j}]")
-                continue
+        for _, port, port_path in run.items(get(c.body, "ports"), f"{c.path}.ports"):
+            path = f"{port_path}.hostPort"
             value = get(port, "hostPort")
             if not run.allowed(value, path, (0,)):
                 run.add("hostPorts", BASELINE, str(c), path, f"is {show(value)}",
@@ -295,20 +295,12 @@ def _proc_mount(run: _Run, contexts: list) -> None:
 
 
 def _sysctls(run: _Run, pod_sc: Any, p: str) -> None:
-    path = f"{p}.securityContext.sysctls"
-    items = seq(get(pod_sc, "sysctls"))
-    if items is UNKNOWN:
-        run.unknowns.append(path)
-        return
-    for i, sysctl in enumerate(items):
-        if sysctl is UNKNOWN:
-            run.unknowns.append(f"{path}[{i}]")
-            continue
+    for _, sysctl, sysctl_path in run.items(get(pod_sc, "sysctls"), f"{p}.securityContext.sysctls"):
         name = get(sysctl, "name")
         if name is UNKNOWN:
-            run.unknowns.append(f"{path}[{i}].name")
+            run.unknowns.append(f"{sysctl_path}.name")
         elif not (isinstance(name, str) and name in SAFE_SYSCTLS):
-            run.add("sysctls", BASELINE, None, f"{path}[{i}].name", f"is {show(name)}, which is not a safe sysctl",
+            run.add("sysctls", BASELINE, None, f"{sysctl_path}.name", f"is {show(name)}, which is not a safe sysctl",
                     f"remove it; only these sysctls are allowed: {', '.join(sorted(SAFE_SYSCTLS))}")
 
 
@@ -337,16 +329,9 @@ def _host_probes(run: _Run, pod: PodSpecRef) -> None:
 # --- restricted ------------------------------------------------------------------------------------
 
 def _volumes(run: _Run, spec: Any, p: str):
-    items = seq(get(spec, "volumes"))
-    if items is UNKNOWN:
-        run.unknowns.append(f"{p}.volumes")
-        return
-    for i, volume in enumerate(items):
-        if volume is UNKNOWN:
-            run.unknowns.append(f"{p}.volumes[{i}]")
-            continue
+    for i, volume, path in run.items(get(spec, "volumes"), f"{p}.volumes"):
         if is_mapping(volume):
-            yield i, volume, f"{p}.volumes[{i}]"
+            yield i, volume, path
 
 
 def _volume_label(volume: Any, index: int) -> str:
@@ -455,15 +440,8 @@ def _capabilities_restricted(run: _Run, contexts: list) -> None:
             else:
                 shown = "is not set" if raw_drop is None else f"is {_list(drop)}, without \"ALL\""
                 run.add("capabilities_restricted", RESTRICTED, str(c), drop_path, shown, 'set it to ["ALL"]')
-        add_path = f"{sc_path}.capabilities.add"
-        added = seq(get(caps, "add"))
-        if added is UNKNOWN:
-            run.unknowns.append(add_path)
-            continue
-        for i, cap in enumerate(added):
-            if cap is UNKNOWN:
-                run.unknowns.append(f"{add_path}[{i}]")
-            elif cap != RESTRICTED_ADDABLE_CAPABILITY or not isinstance(cap, str):
-                run.add("capabilities_restricted", RESTRICTED, str(c), f"{add_path}[{i}]",
+        for _, cap, cap_path in run.items(get(caps, "add"), f"{sc_path}.capabilities.add"):
+            if cap != RESTRICTED_ADDABLE_CAPABILITY or not isinstance(cap, str):
+                run.add("capabilities_restricted", RESTRICTED, str(c), cap_path,
                         f"is {show(cap)}, which restricted does not allow",
                         f'remove it; restricted allows adding only "{RESTRICTED_ADDABLE_CAPABILITY}"')

@@ -474,6 +474,23 @@ class ConfigError(Exception):
     """A policy-pack config value that the pack cannot use; the message names the key and the fix."""
 
 
+NAMED_REASON_FIELDS = {"kind": True, "name": True, "namespace": False, "reason": True}
+
+
+def named_reasons_schema(namespaced_kind: str, cluster_kind: str, description: str) -> dict[str, Any]:
+    """The config schema of a list ``ConfigReader.named_reasons`` reads."""
+    return {
+        "type": "array", "description": description,
+        "items": {
+            "type": "object", "required": ["kind", "name", "reason"], "additionalProperties": False,
+            "properties": {"kind": {"type": "string", "enum": [namespaced_kind, cluster_kind]},
+                           "name": {"type": "string", "minLength": 1},
+                           "namespace": {"type": "string", "minLength": 1},
+                           "reason": {"type": "string", "minLength": 1}},
+        },
+    }
+
+
 class ConfigReader:
     """Reads one policy's config object with messages that name the key, the bad value and the fix."""
 
@@ -555,6 +572,22 @@ class ConfigReader:
             if ok:
                 out.append(record)
         return out
+
+    def named_reasons(self, key: str, namespaced_kind: str, cluster_kind: str,
+                      entry: str) -> dict[tuple[str, str, str], str]:
+        """Objects named in the config with the reason each is allowed: ``{(kind, namespace, name): reason}``
+        (namespace "" for the cluster-scoped kind, which the namespaced kind must name)."""
+        named = {}
+        for index, record in enumerate(self.records(key, NAMED_REASON_FIELDS) or ()):
+            if record["kind"] not in (namespaced_kind, cluster_kind):
+                self.error(f"{key}[{index}].kind", f'is "{record["kind"]}"',
+                           f'use "{namespaced_kind}" or "{cluster_kind}"')
+            elif record["kind"] == namespaced_kind and "namespace" not in record:
+                self.error(f"{key}[{index}].namespace", "is missing",
+                           f"a {namespaced_kind} {entry} names its namespace")
+            else:
+                named[(record["kind"], record.get("namespace", ""), record["name"])] = record["reason"]
+        return named
 
     def finish(self) -> None:
         for extra in keys(self.raw):

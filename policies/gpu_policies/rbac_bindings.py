@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import UNKNOWN, ConfigReader, Outcome, ResourceView, get, seq, show, stack_policy, violation
+from .common import (
+    UNKNOWN, ConfigReader, Outcome, ResourceView, get, named_reasons_schema, seq, show, stack_policy, violation,
+)
 from .rbac import binding_kind, role_kind, wildcards
 
 NAME = "rbac-no-admin-bindings"
@@ -32,17 +34,7 @@ def parse_config(reader: ConfigReader) -> BindingConfig:
     for kind in kinds:
         if kind not in SUBJECT_KINDS:
             reader.error("subjectKinds", f'contains "{kind}"', f"use {', '.join(SUBJECT_KINDS)}")
-    records = reader.records("breakGlass", {"kind": True, "name": True, "namespace": False, "reason": True})
-    break_glass = {}
-    for index, record in enumerate(records or ()):
-        if record["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
-            reader.error(f"breakGlass[{index}].kind", f'is "{record["kind"]}"',
-                         'use "RoleBinding" or "ClusterRoleBinding"')
-            continue
-        if record["kind"] == "RoleBinding" and "namespace" not in record:
-            reader.error(f"breakGlass[{index}].namespace", "is missing", "a RoleBinding entry names its namespace")
-            continue
-        break_glass[(record["kind"], record.get("namespace", ""), record["name"])] = record["reason"]
+    break_glass = reader.named_reasons("breakGlass", "RoleBinding", "ClusterRoleBinding", "entry")
     return BindingConfig(roles, kinds, break_glass)
 
 
@@ -117,16 +109,8 @@ POLICY = stack_policy(
                             "description": "ClusterRoles that must not be bound to the subjects below."},
         "subjectKinds": {"type": "array", "items": {"type": "string", "enum": list(SUBJECT_KINDS)},
                          "default": ["User", "Group"], "description": "Subject kinds the rule protects."},
-        "breakGlass": {
-            "type": "array", "description": "Bindings allowed anyway, each with the reason.",
-            "items": {
-                "type": "object", "required": ["kind", "name", "reason"], "additionalProperties": False,
-                "properties": {"kind": {"type": "string", "enum": ["RoleBinding", "ClusterRoleBinding"]},
-                               "name": {"type": "string", "minLength": 1},
-                               "namespace": {"type": "string", "minLength": 1},
-                               "reason": {"type": "string", "minLength": 1}},
-            },
-        },
+        "breakGlass": named_reasons_schema("RoleBinding", "ClusterRoleBinding",
+                                           "Bindings allowed anyway, each with the reason."),
     }),
     severity=Severity.CRITICAL,
     remediation=("Bind users and groups to roles that list exact verbs and resources. A deliberate "

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import ConfigReader, Outcome, ResourceView, not_applicable, resource_policy, violation
+from .common import (
+    ConfigReader, Outcome, ResourceView, named_reasons_schema, not_applicable, resource_policy, violation,
+)
 from .rbac import role_kind, wildcards
 
 NAME = "rbac-no-wildcards"
@@ -29,17 +31,7 @@ class WildcardConfig:
 
 
 def parse_config(reader: ConfigReader) -> WildcardConfig:
-    records = reader.records("exceptions", {"kind": True, "name": True, "namespace": False, "reason": True})
-    exceptions = {}
-    for index, record in enumerate(records or ()):
-        if record["kind"] not in ("Role", "ClusterRole"):
-            reader.error(f"exceptions[{index}].kind", f'is "{record["kind"]}"', 'use "Role" or "ClusterRole"')
-            continue
-        if record["kind"] == "Role" and "namespace" not in record:
-            reader.error(f"exceptions[{index}].namespace", "is missing", "a Role exception names its namespace")
-            continue
-        exceptions[(record["kind"], record.get("namespace", ""), record["name"])] = record["reason"]
-    return WildcardConfig(exceptions)
+    return WildcardConfig(reader.named_reasons("exceptions", "Role", "ClusterRole", "exception"))
 
 
 def evaluate(view: ResourceView, config: WildcardConfig) -> Outcome:
@@ -63,17 +55,8 @@ POLICY = resource_policy(
     evaluate=evaluate,
     parse_config=parse_config,
     config_schema=PolicyConfigSchema(properties={
-        "exceptions": {
-            "type": "array",
-            "description": "Roles allowed to use wildcards, each with the reason.",
-            "items": {
-                "type": "object", "required": ["kind", "name", "reason"], "additionalProperties": False,
-                "properties": {"kind": {"type": "string", "enum": ["Role", "ClusterRole"]},
-                               "name": {"type": "string", "minLength": 1},
-                               "namespace": {"type": "string", "minLength": 1},
-                               "reason": {"type": "string", "minLength": 1}},
-            },
-        },
+        "exceptions": named_reasons_schema("Role", "ClusterRole",
+                                           "Roles allowed to use wildcards, each with the reason."),
     }),
     severity=Severity.HIGH,
     remediation=("Replace each * with the exact verbs, resources and API groups the role's users need. "

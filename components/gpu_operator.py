@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
+import tarfile
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import Field, field_validator
+import yaml
+from pydantic import Field, field_validator, model_validator
 
-from .base import ConfigModel, DnsLabel, K8sName, Labels
+from .base import ConfigModel, ConfigProblems, DnsLabel, K8sName, Labels
 from .chart_values import (
     CdiValues,
     DaemonsetsValues,
@@ -51,10 +55,20 @@ GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSche
 
 
 class ChartConfig(ConfigModel):
-    """Which chart release to install, from where, and how long Helm may take."""
+    """Which chart release to install, from where, and how long Helm may take.
+
+    From NVIDIA's Helm repository by default; `repository` names a mirror (an HTTP(S) Helm repository or an
+    `oci://` registry), `path` a chart archive or folder on disk: the way an air-gapped cluster installs it.
+    """
 
     version: str = Field(description="One exact, v-prefixed chart release, e.g. v26.7.0.")
-    repository: str = CHART_REPOSITORY
+    repository: str | None = Field(default=None, max_length=2048, description=(
+        f"A Helm repository URL (https://..., default {CHART_REPOSITORY}) or an OCI registry path "
+        "(oci://registry.example/nvidia) that serves the gpu-operator chart. Not with `path`."))
+    path: str | None = Field(default=None, max_length=4096, description=(
+        "A local gpu-operator chart: a packaged archive (gpu-operator-v26.7.0.tgz) or an unpacked chart "
+        "folder, relative to the project folder or absolute. Its Chart.yaml must name gpu-operator at "
+        "`version`. Not with `repository`."))
     timeout_seconds: int = Field(default=900, ge=60, le=3600, description=(
         "Helm's wait for the release's own objects (the operator Deployment, CRD hook jobs); not the driver "
         "rollout."))
@@ -71,9 +85,69 @@ class ChartConfig(ConfigModel):
                              f"{', '.join(releases)}")
         return version
 
+    @field_validator("repository")
+    @classmethod
+    def _repository_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parsed = urlparse(url)
+        if parsed.scheme not in ("https", "http", "oci") or not parsed.netloc:
+            raise ValueError(f"{url!r} is not a chart repository URL: give https://host/path (a Helm repository) "
+                             "or oci://registry/path (an OCI registry)")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ChartConfig":
+        if self.path is not None and self.repository is not None:
+            raise ConfigProblems([(("path",), "give the chart's `path` or its `repository`, not both")])
+        if self.path is not None:
+            problem = chart_archive_problem(Path(self.path), self.version)
+            if problem:
+                raise ConfigProblems([(("path",), problem)])
+        return self
+
     @property
     def release(self) -> ChartRelease:
         return supported_releases()[self.version]
+
+    def release_source(self) -> dict[str, Any]:
+        """`chart` (and `repository_opts`) for helm.v3.Release: the local path, the OCI reference or the repo."""
+        if self.path is not None:
+            return {"chart": self.path}
+        repository = self.repository or CHART_REPOSITORY
+        if repository.startswith("oci://"):
+            return {"chart": f"{repository}/{CHART_NAME}"}
+        return {"chart": CHART_NAME, "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=repository)}
+
+
+def chart_archive_problem(path: Path, version: str) -> str | None:
+    """Why the chart at `path` is not gpu-operator `version` (None when it is): read from its Chart.yaml."""
+    where = path if path.is_absolute() else Path.cwd() / path
+    if where.is_dir():
+        chart_yaml = where / "Chart.yaml"
+        text = chart_yaml.read_text() if chart_yaml.is_file() else None
+    elif where.is_file():
+        try:
+            with tarfile.open(where) as archive:
+                member = next((m for m in archive.getmembers()
+                               if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml")), None)
+                handle = archive.extractfile(member) if member else None
+                text = handle.read().decode() if handle else None
+        except (tarfile.TarError, OSError) as error:
+            return f"{str(path)!r} is not a chart archive ({error}); give a .tgz made by `helm package` or a folder"
+    else:
+        return (f"no chart at {str(path)!r} (looked in {where}); a relative path is read from the project folder, "
+                "where Pulumi.yaml is")
+    if text is None:
+        return f"{str(path)!r} has no Chart.yaml at its top; give the gpu-operator chart archive or its folder"
+    meta = yaml.safe_load(text) or {}
+    if meta.get("name") != CHART_NAME:
+        return f"{str(path)!r} holds the chart {meta.get('name')!r}, not {CHART_NAME}"
+    found = str(meta.get("version", ""))
+    if found.lstrip("v") != version.lstrip("v"):
+        return (f"{str(path)!r} holds {CHART_NAME} {found or '(no version)'}, but chart.version is {version}: "
+                "point `path` at that release's archive, or change `version` to match it")
+    return None
 
 
 class OperatorPlacement(ConfigModel):
@@ -273,9 +347,8 @@ class GpuOperator(pulumi.ComponentResource):
             name,
             k8s.helm.v3.ReleaseArgs(
                 name=config.release_name,
-                chart=CHART_NAME,
                 version=config.chart.version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=config.chart.repository),
+                **config.chart.release_source(),
                 namespace=namespace,
                 create_namespace=False,  # the namespace is ours: PSA labels, protect
                 values=values.to_helm_values(),

@@ -113,6 +113,14 @@ class Recorder:
                 return {}, None
 
         class Monitor(mocks.MockMonitor):
+            def make_urn(self, parent: str, type_: str, name: str) -> str:
+                # The engine's rule (pulumi/pulumi resource/urn.go): a child's type is its parent's whole
+                # qualified type chain, `$`-joined, except that the root Stack is never part of it. The SDK's
+                # mock keeps only the parent's last type and prefixes the Stack's; the real tier caught it.
+                if parent and "::pulumi:pulumi:Stack::" not in parent:
+                    type_ = f"{parent.split('::')[2]}${type_}"
+                return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
             def RegisterResource(self, request: Any) -> Any:
                 response = super().RegisterResource(request)
                 if request.type != "pulumi:pulumi:Stack":

@@ -363,7 +363,10 @@ class GpuOperator(pulumi.ComponentResource):
                 timeout=config.chart.timeout_seconds,
                 max_history=10,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            # Protected like the namespaces: uninstalling the release removes the operator, its ClusterPolicy
+            # and every operand, so a GPU node loses its driver. `pulumi destroy` stops at its preview; a
+            # rename, which would be an uninstall and a new install, needs `pulumi state unprotect` first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on, protect=True),
         )
         self.release_status = self.release.status.apply(lambda status: status.status if status else "unknown")
         self.register_outputs({"release": self.release.name, "status": self.release_status})

@@ -101,6 +101,45 @@ def test_release_installs_the_pinned_chart_with_hooks_and_the_typed_values(recor
         assert release["timeout"] == 900
         assert release["values"] == config.values.to_helm_values()
         assert recorder.by_type("kubernetes:core/v1:Secret") == []
+        assert only(recorder, "kubernetes:helm.sh/v3:Release").protect is True
+
+    return operator.release.urn.apply(check)
+
+
+def chart_config(**chart: object) -> dict:
+    return lab_with(**{"gpuOperator.chart": {"version": "v26.7.0", **chart}})
+
+
+@pytest.mark.parametrize("chart,expected", [
+    ({"repository": "https://mirror.lab.example/nvidia/"},
+     {"chart": "gpu-operator", "repositoryOpts": {"repo": "https://mirror.lab.example/nvidia"}}),
+    ({"repository": "oci://registry.lab.example/nvidia"}, {"chart": "oci://registry.lab.example/nvidia/gpu-operator"}),
+])
+@pulumi.runtime.test
+def test_the_chart_comes_from_a_mirror_repository_or_registry(recorder, chart, expected):
+    config = compiled(chart_config(**chart))
+    operator = GpuOperator("gpu-operator", config.stack.gpu_operator, config.values, namespace="gpu-operator")
+
+    def check(urn: str) -> None:
+        release = only(recorder, "kubernetes:helm.sh/v3:Release").inputs
+        assert {key: release.get(key) for key in expected} == expected, urn
+        assert release["version"] == "v26.7.0"
+        if "repositoryOpts" not in expected:
+            assert "repositoryOpts" not in release
+
+    return operator.release.urn.apply(check)
+
+
+@pulumi.runtime.test
+def test_the_chart_comes_from_the_published_archive_on_disk(recorder, upstream):
+    archive = upstream / "gpu-operator" / "v26.7.0" / "chart" / "gpu-operator-v26.7.0.tgz"
+    config = compiled(chart_config(path=str(archive)))
+    operator = GpuOperator("gpu-operator", config.stack.gpu_operator, config.values, namespace="gpu-operator")
+
+    def check(urn: str) -> None:
+        release = only(recorder, "kubernetes:helm.sh/v3:Release").inputs
+        assert release["chart"] == str(archive), urn
+        assert "repositoryOpts" not in release
 
     return operator.release.urn.apply(check)
 

@@ -342,3 +342,53 @@ def test_registry_credentials_must_be_a_secret():
     raw = lab_with(**{"gpuOperator.registry": {"server": "nvcr.io"}, "registryPassword": "s3cret"})
     values = compiled(raw, secret_keys=("registryPassword",)).values.to_helm_values()
     assert values["driver"]["imagePullSecrets"] == ["gpu-operator-registry"]
+
+
+CHART = "gpu-platform:gpuOperator.chart.path"
+
+
+def test_a_chart_archive_on_disk_is_accepted_when_it_is_the_pinned_release(upstream):
+    archive = upstream / "gpu-operator" / "v26.3.3" / "chart" / "gpu-operator-v26.3.3.tgz"
+    chart = compiled(lab_with(**{"gpuOperator.chart": {"version": "v26.3.3", "path": str(archive)}})).stack
+    assert chart.gpu_operator.chart.path == str(archive)
+
+
+def test_a_chart_archive_of_another_release_is_refused_with_what_it_holds(upstream):
+    archive = upstream / "gpu-operator" / "v26.3.3" / "chart" / "gpu-operator-v26.3.3.tgz"
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart": {"version": "v26.7.0", "path": str(archive)}}))
+    assert path == CHART
+    assert message == (f"{str(archive)!r} holds gpu-operator v26.3.3, but chart.version is v26.7.0: point `path` "
+                       "at that release's archive, or change `version` to match it")
+
+
+def test_a_missing_chart_path_says_where_it_looked(tmp_path):
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart": {"version": "v26.7.0",
+                                                                   "path": str(tmp_path / "nope.tgz")}}))
+    assert path == CHART and message.startswith(f"no chart at {str(tmp_path / 'nope.tgz')!r}")
+
+
+def test_a_file_that_is_not_a_chart_archive_is_refused(tmp_path):
+    bogus = tmp_path / "gpu-operator-v26.7.0.tgz"
+    bogus.write_text("not a tarball")
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart": {"version": "v26.7.0", "path": str(bogus)}}))
+    assert path == CHART and "is not a chart archive" in message
+
+
+def test_a_chart_folder_of_another_chart_is_refused(tmp_path):
+    (tmp_path / "Chart.yaml").write_text("name: network-operator\nversion: v26.7.0\n")
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart": {"version": "v26.7.0", "path": str(tmp_path)}}))
+    assert path == CHART and message == f"{str(tmp_path)!r} holds the chart 'network-operator', not gpu-operator"
+
+
+def test_path_and_repository_together_are_refused(upstream):
+    archive = upstream / "gpu-operator" / "v26.7.0" / "chart" / "gpu-operator-v26.7.0.tgz"
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart": {
+        "version": "v26.7.0", "path": str(archive), "repository": "https://helm.ngc.nvidia.com/nvidia"}}))
+    assert (path, message) == (CHART, "give the chart's `path` or its `repository`, not both")
+
+
+@pytest.mark.parametrize("url", ["", "helm.ngc.nvidia.com/nvidia", "ftp://mirror/nvidia", "https://"])
+def test_a_chart_repository_must_be_a_helm_or_oci_url(url):
+    [(path, message)] = problems(lab_with(**{"gpuOperator.chart.repository": url}))
+    assert path == "gpu-platform:gpuOperator.chart.repository"
+    assert "is not a chart repository URL" in message

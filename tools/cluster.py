@@ -280,7 +280,7 @@ class LocalCluster:
             f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
             "--use-service-account-credentials=true", f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller",
-            "--node-monitor-grace-period=20s", "--v=1",
+            "--v=1",
         ])
         self._spawn("kube-scheduler", [
             "kube-scheduler", f"--kubeconfig={self.dir / 'scheduler.kubeconfig'}",

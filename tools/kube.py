@@ -222,12 +222,12 @@ class Kube:
 
     def crd_established(self, name: str) -> bool:
         crd = self.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-        conditions = (crd or {}).get("status", {}).get("conditions", [])
+        conditions = ((crd or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
     def node_ready(self, name: str) -> bool:
         node = self.find("v1", "Node", name)
-        conditions = (node or {}).get("status", {}).get("conditions", [])
+        conditions = ((node or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def access_review(self, user: str, groups: list[str], verb: str, resource: str, *, group: str = "",

@@ -2,8 +2,12 @@
 """The project's two entry points, each doing its own set-up idempotently.
 
     python3 dev.py plan [--stack lab] [plan options]   offline plan + policy verdicts of a stack
-    python3 dev.py test [pytest options]                the test suite (installs promtool if it can)
+    python3 dev.py test [pytest options]                the test suite, both tiers (builds what they need)
     python3 dev.py bench [names]                        the benchmarks under bench/
+    python3 dev.py setup                                only the two virtualenvs
+    python3 dev.py toolchain                            build or reuse the real tier's toolchain; print its bin folder
+    python3 dev.py cluster up|down|status               a local cluster shaped like the lab's (prints its kubeconfig)
+    python3 dev.py pulumi -- <pulumi arguments>         the real Pulumi CLI on this project (docs/real-tier.md)
 
 Set-up: ./venv from requirements-dev.txt (the program's pins plus test tools) and
 policies/venv from policies/requirements.txt (the venv the Pulumi CLI uses to run the pack).
@@ -98,20 +102,33 @@ def ensure_promtool() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"plan", "test", "bench", "setup"}:
+    if not argv or argv[0] not in {"plan", "test", "bench", "setup", "toolchain", "cluster", "pulumi"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
+    if command == "toolchain":  # the standard library only: no virtualenv needed
+        sys.path.insert(0, str(ROOT))
+        from tools import toolchain
+        return toolchain.main()
     python = setup()
     os.chdir(ROOT)
     if command == "setup":
         return 0
+    if command in {"cluster", "pulumi"}:
+        module = "tools.cluster" if command == "cluster" else "tools.engine"
+        return subprocess.run([str(python), "-m", module, *rest]).returncode
     if command == "plan":
         args = rest if any(a == "--stack" or a.startswith("--stack=") for a in rest) else ["--stack", "lab", *rest]
         return subprocess.run([str(python), "-m", "tools.plan", *args]).returncode
     if command == "bench":
         return subprocess.run([str(python), "-m", "bench", *rest]).returncode
     ensure_promtool()
+    sys.path.insert(0, str(ROOT))
+    from tools import toolchain
+    try:  # before pytest, so that a first build shows its progress (the real tier's fixtures reuse it)
+        toolchain.ensure()
+    except toolchain.ToolchainError as error:
+        fail(f"the real tier's toolchain could not be built: {error}")
     code = subprocess.run([str(python), "-m", "pytest", *rest]).returncode
     if code == 5:
         print("dev.py: pytest collected no tests; that is a failure, not a pass", file=sys.stderr)

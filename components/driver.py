@@ -7,12 +7,13 @@
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import ConfigModel, ConfigProblems, K8sName, Labels, Path, format_path
 from .releases import DRIVER_VERSION_RE, ChartRelease, driver_branch, end_of_life_branches
@@ -55,10 +56,29 @@ class UpgradePolicy(ConfigModel):
     max_parallel_upgrades: int = Field(ge=0, description=(
         "Nodes upgraded at once; 1 = one node at a time, 0 = all at once."))
     max_unavailable: int | str = Field(default=1, description=(
-        "Nodes with a driver that may be unavailable at once (a number or a percentage such as \"25%\")."))
+        "Nodes with a driver that may be unavailable at once: a number from 1, or a percentage from \"1%\" to "
+        "\"100%\". Not 0: the chart turns 0 into 25% (`| default \"25%\"`), and \"0%\" lets no node upgrade."))
     wait_for_completion: WaitForCompletion = WaitForCompletion()
     gpu_pod_deletion: GpuPodDeletion
     drain: Drain
+
+    @field_validator("max_unavailable", mode="before")
+    @classmethod
+    def _some_node_may_upgrade(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError('give a number of nodes (1, 2, ...) or a percentage ("25%")')
+        if value == 0:
+            raise ValueError('0 is not passed on: the chart writes `maxUnavailable | default "25%"`, so 0 becomes '
+                             "25% of the GPU nodes; one node at a time is maxUnavailable: 1 with "
+                             "maxParallelUpgrades: 1")
+        if isinstance(value, int) and value < 0:
+            raise ValueError("a number of nodes cannot be negative; give 1 or more")
+        if isinstance(value, str):
+            match = re.fullmatch(r"(\d{1,3})%", value)
+            if not match or not 1 <= int(match.group(1)) <= 100:
+                raise ValueError('give a percentage from "1%" to "100%" (or a number of nodes); "0%" would let no '
+                                 "node be upgraded, so a driver change would never roll out")
+        return value
 
     def chart_values(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="json")

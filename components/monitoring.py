@@ -462,6 +462,9 @@ def dashboard_json(config: MonitoringConfig) -> str:
 
 # --- the component ---------------------------------------------------------------------------------------------------
 
+PROMETHEUS_RULE_CRD = "prometheusrules.monitoring.coreos.com"
+
+
 class Monitoring(pulumi.ComponentResource):
     """The GPU alert rules (a PrometheusRule) and the Grafana dashboard ConfigMap, in the monitoring namespace."""
 
@@ -472,6 +475,15 @@ class Monitoring(pulumi.ComponentResource):
         """`nodes`: the GPU nodes whose GPU count is watched (nodes[].gpuCount)."""
         super().__init__("gpu-platform:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # What kube-prometheus-stack provides, read (not managed) so that a cluster without it fails the preview
+        # with the missing object's name. Declared only, a PrometheusRule without its CRD previews green and
+        # fails at `up` after a minute of retries, once everything else is applied.
+        self.prerequisites = [
+            k8s.apiextensions.v1.CustomResourceDefinition.get(
+                f"{name}-prometheusrules-crd", PROMETHEUS_RULE_CRD, opts=child),
+            k8s.core.v1.Namespace.get(f"{name}-namespace", config.namespace, opts=child),
+        ]
+        after = pulumi.ResourceOptions(parent=self, depends_on=self.prerequisites)
         labels = {**config.prometheus_labels, **MANAGED_LABELS, "app.kubernetes.io/component": "monitoring"}
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-rules",
@@ -479,7 +491,7 @@ class Monitoring(pulumi.ComponentResource):
             kind="PrometheusRule",
             metadata={"name": RULE_NAME, "namespace": config.namespace, "labels": labels},
             spec=prometheus_rule_spec(config, nodes),
-            opts=child,
+            opts=after,
         )
         self.dashboard: k8s.core.v1.ConfigMap | None = None
         if config.dashboard.enabled:
@@ -490,7 +502,7 @@ class Monitoring(pulumi.ComponentResource):
                     labels={**config.dashboard.sidecar_label, **MANAGED_LABELS,
                             "app.kubernetes.io/component": "monitoring"}),
                 data={DASHBOARD_KEY: dashboard_json(config)},
-                opts=child,
+                opts=after,
             )
         self.rule_name = self.rules.metadata["name"]
         self.register_outputs({"ruleName": self.rule_name,

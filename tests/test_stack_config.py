@@ -392,3 +392,26 @@ def test_a_chart_repository_must_be_a_helm_or_oci_url(url):
     [(path, message)] = problems(lab_with(**{"gpuOperator.chart.repository": url}))
     assert path == "gpu-platform:gpuOperator.chart.repository"
     assert "is not a chart repository URL" in message
+
+
+UNAVAILABLE = "gpu-platform:gpuOperator.driver.upgradePolicy.maxUnavailable"
+
+
+@pytest.mark.parametrize("value,message", [
+    (0, '0 is not passed on: the chart writes `maxUnavailable | default "25%"`, so 0 becomes 25% of the GPU nodes; '
+        "one node at a time is maxUnavailable: 1 with maxParallelUpgrades: 1 (got 0)"),
+    ("0%", 'give a percentage from "1%" to "100%" (or a number of nodes); "0%" would let no node be upgraded, so a '
+           'driver change would never roll out (got "0%")'),
+    ("150%", 'give a percentage from "1%" to "100%" (or a number of nodes); "0%" would let no node be upgraded, so a '
+             'driver change would never roll out (got "150%")'),
+    (-1, "a number of nodes cannot be negative; give 1 or more (got -1)"),
+    (True, 'give a number of nodes (1, 2, ...) or a percentage ("25%") (got true)'),
+])
+def test_max_unavailable_must_let_some_node_upgrade(value, message):
+    assert problems(lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": value})) == [(UNAVAILABLE, message)]
+
+
+@pytest.mark.parametrize("value", [1, 3, "25%", "100%"])
+def test_max_unavailable_accepts_counts_and_percentages(value):
+    stack = compiled(lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": value})).stack
+    assert stack.gpu_operator.driver.upgrade_policy.max_unavailable == value

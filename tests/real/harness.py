@@ -8,6 +8,8 @@ import copy
 import gzip
 import json
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import yaml
 
 from components.sharing import SharingConfig
 from tools.engine import PACK, PACK_CONFIG, Engine, Result
+from tools.kube import KubeError
 from tools.upstream import upstream_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +95,11 @@ class LabStack:
     def preview(self, *extra: str, policy: bool = True) -> Result:
         return self.pulumi("preview", "--non-interactive", *self.policy_args(policy), *extra)
 
-    def up(self, *extra: str, policy: bool = True, **kwargs: Any) -> Result:
+    def up(self, *extra: str, policy: bool = True, skip_preview: bool = False, **kwargs: Any) -> Result:
+        """`pulumi up --yes`: a preview (where the pack's stack policies can still stop it), then the update."""
         self.deployed = True
-        return self.pulumi("up", "--yes", "--non-interactive", "--skip-preview", *self.policy_args(policy), *extra,
-                           **kwargs)
+        skip = ["--skip-preview"] if skip_preview else []
+        return self.pulumi("up", "--yes", "--non-interactive", *skip, *self.policy_args(policy), *extra, **kwargs)
 
     def destroy(self, *extra: str) -> Result:
         result = self.pulumi("destroy", "--yes", "--non-interactive", *extra)
@@ -132,6 +136,14 @@ def helm_release(kube, name: str = "gpu-operator", namespace: str = "gpu-operato
     return {"labels": newest["metadata"]["labels"], "record": record}
 
 
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll `check` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.25)
+
+
 # --- a known cluster state -------------------------------------------------------------------------------------
 
 CLUSTER_KINDS = (("v1", "Namespace"), ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
@@ -152,19 +164,28 @@ def snapshot(kube) -> dict[str, Any]:
     return state
 
 
-def restore(kube, baseline: dict[str, Any], *, timeout: float = 120) -> None:
-    """Remove the chart CRDs Helm keeps after an uninstall; then the cluster must be back to `baseline`."""
-    import time
+def restore(kube, baseline: dict[str, Any], *, timeout: float = 180) -> None:
+    """Remove the chart CRDs Helm keeps after an uninstall; then the cluster must be back to `baseline`.
 
-    for name in snapshot(kube)["CustomResourceDefinition"]:
-        if name not in baseline["CustomResourceDefinition"] and name.split(".", 1)[1] in CHART_CRD_GROUPS:
-            kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+    A CRD's deletion waits for its custom resources to go; the API server's cleanup of them backs off while the
+    CRD's storage re-initialises, so the deletion is asked again until the CRD is gone."""
     deadline = time.monotonic() + timeout
     while True:
         now = snapshot(kube)
         if now == baseline:
             return
+        for name in now["CustomResourceDefinition"]:
+            if name not in baseline["CustomResourceDefinition"] and name.split(".", 1)[1] in CHART_CRD_GROUPS:
+                try:
+                    kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
+                except KubeError as error:
+                    if error.code != 429:  # "storage is (re)initializing": ask again on the next round
+                        raise
         if time.monotonic() > deadline:
             left = {key: {"now": now[key], "at the start": baseline[key]} for key in now if now[key] != baseline[key]}
+            for name in set(now["CustomResourceDefinition"]) - set(baseline["CustomResourceDefinition"]):
+                crd = kube.find("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+                left[name] = {"conditions": (crd.get("status") or {}).get("conditions"),
+                              "deletionTimestamp": crd.get("metadata", {}).get("deletionTimestamp")}
             raise AssertionError(f"the test left the cluster changed after {timeout:.0f} s: {left}")
-        time.sleep(0.5)
+        time.sleep(1)

@@ -3,7 +3,7 @@
     python3 dev.py bench [names...] [--quick]        (sets up the venvs, then runs this)
     venv/bin/python -m bench [names...] [--quick]
 
-Names: lab_plan, pack_overhead, checkov, fleet. Each is a module with
+Names: lab_plan, pack_overhead, checkov, fleet, real_engine. Each is a module with
 ``main(argv) -> int`` that prints its own figures (medians of several runs, ratios measured in the same run);
 ``--quick`` runs each one small and once, as a smoke test whose figures are not the ones to record.
 The full set takes about 40 minutes on two cores (most of it checkov); docs/benchmarks.md holds the figures.
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "pack_overhead": ("bench.pack_overhead", ["--resources", "1000", "--runs", "1"]),
     "checkov": ("bench.checkov_compare", ["--quick"]),
     "fleet": ("bench.fleet", ["--quick"]),
+    "real_engine": ("bench.real_engine", ["--runs", "1"]),
 }
 
 

@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRAM_COMMANDS = {"preview", "up", "update", "refresh", "destroy"}
 # A fixed passphrase for the workspace's file backend: the stacks here are test stacks, their secrets too.
 PASSPHRASE = "gpu-platform-local"
-PACK = ROOT / "policies" / "analyzer"
-PACK_CONFIG = ROOT / "policies" / "config"
 
 
 class EngineError(Exception):
@@ -56,9 +54,13 @@ class Engine:
     kubeconfig: Path | None = None
     python: Path = field(default_factory=lambda: Path(sys.executable))
 
-    def __post_init__(self) -> None:
-        self.home = self.workspace / "pulumi-home"
-        self.state = self.workspace / "state"
+    @property
+    def home(self) -> Path:
+        return self.workspace / "pulumi-home"
+
+    @property
+    def state(self) -> Path:
+        return self.workspace / "state"
 
     @property
     def pulumi(self) -> Path:
@@ -138,25 +140,33 @@ class Engine:
 
 def main(argv: list[str] | None = None) -> int:
     from tools import toolchain
+    from tools.stacks import lab_config, make_project, write_stack_file
 
     parser = argparse.ArgumentParser(prog="dev.py pulumi", description=__doc__.split("\n\n")[0])
-    default_workspace = toolchain.cache_root().parent / "workspace"
-    parser.add_argument("--workspace", type=Path, default=default_workspace,
+    workspace = toolchain.cache_root().parent / "workspace"
+    parser.add_argument("--workspace", type=Path, default=workspace,
                         help="Pulumi home and file backend (default: %(default)s)")
-    parser.add_argument("--kubeconfig", type=Path, default=None, help="default: $KUBECONFIG, as kubectl")
-    parser.add_argument("--project", type=Path, default=ROOT, help="the Pulumi project folder (default: this one)")
+    parser.add_argument("--project", type=Path, default=None,
+                        help="a Pulumi project folder (default: the local lab project in the workspace: links to "
+                             "this project and a Pulumi.lab.yaml whose chart is the published archive)")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the pulumi command and its arguments")
     options = parser.parse_args(argv)
     args = options.args[1:] if options.args[:1] == ["--"] else options.args
     if not args:
         parser.error("give a pulumi command, e.g. `python3 dev.py pulumi -- preview --stack lab`")
+    kubeconfig = Path(os.environ["KUBECONFIG"]) if os.environ.get("KUBECONFIG") else None
     try:
-        engine = Engine(toolchain.ensure(), options.workspace, options.project.resolve(),
-                        options.kubeconfig or (Path(os.environ["KUBECONFIG"]) if "KUBECONFIG" in os.environ else None))
+        project = options.project
+        if project is None:
+            project = make_project(options.workspace / "lab")
+            if not (project / "Pulumi.lab.yaml").exists():
+                write_stack_file(project, "lab", lab_config())
+        engine = Engine(toolchain.ensure(), options.workspace, project.resolve(), kubeconfig)
         engine.prepare()
     except (toolchain.ToolchainError, EngineError) as error:
         print(f"dev.py pulumi: {error}", file=sys.stderr)
         return 2
+    print(f"dev.py pulumi: project {engine.project}, state {engine.state}", file=sys.stderr)
     return engine.run(*args, timeout=24 * 3600, capture=False).returncode
 
 

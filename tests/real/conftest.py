@@ -5,7 +5,7 @@ Fixtures, from the widest:
 - `cluster` (session): one local cluster shaped like the lab's, stopped and removed at the end.
 - `kube` (session): an admin client of it.
 - `engine` (session): the real CLI with a private Pulumi home and file backend.
-- `lab` (function): a LabStack, a fresh project folder with a stack made from Pulumi.lab.yaml; whatever a test
+- `lab` (function): a Stack, a fresh project folder with a stack made from Pulumi.lab.yaml; whatever a test
   deployed is destroyed when it ends, and the test fails if that leaves anything behind.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.real.harness import LabStack, restore, snapshot, stack_name, tear_down
+from tests.real.harness import restore, snapshot, stack_name, tear_down
+from tools.stacks import Stack
 from tools import toolchain
 from tools.cluster import ClusterError, LocalCluster
 from tools.engine import Engine
@@ -70,8 +71,8 @@ def engine(toolchain_bin: Path, cluster: LocalCluster, baseline: dict,
 
 @pytest.fixture
 def lab(engine: Engine, kube: Kube, baseline: dict, tmp_path: Path,
-        request: pytest.FixtureRequest) -> Iterator[LabStack]:
-    stack = LabStack(engine, tmp_path / "project", stack_name(request))
+        request: pytest.FixtureRequest) -> Iterator[Stack]:
+    stack = Stack(engine, tmp_path / "project", stack_name(request))
     stack.init()
     yield stack
     tear_down(stack)

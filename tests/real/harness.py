@@ -4,119 +4,28 @@ Helpers for tests/real (fixtures live in conftest.py)."""
 from __future__ import annotations
 
 import base64
-import copy
 import gzip
 import json
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components.sharing import SharingConfig
-from tools.engine import PACK, PACK_CONFIG, Engine, Result
 from tools.kube import KubeError
-from tools.upstream import upstream_dir
+from tools.stacks import Stack
 
-ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "gpu-platform"
 MPS_4_CONFIG_MAP = SharingConfig.model_validate(
     {"default": "mps-4", "profiles": {"mps-4": {"mps": {"replicas": 4}}}}).config_map_name()
-
-
-def chart_archive(version: str) -> Path:
-    path = upstream_dir() / "gpu-operator" / version / "chart" / f"gpu-operator-{version}.tgz"
-    if not path.exists():
-        pytest.fail(f"the published chart {version} is not at {path}; set GPU_PLATFORM_UPSTREAM to the shared "
-                    "upstream data folder")
-    return path
-
-
-def lab_config() -> dict[str, Any]:
-    """Pulumi.lab.yaml's config, with the chart taken from the published archive (the air-gapped route)."""
-    config = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())["config"]
-    chart = config[f"{NAMESPACE}:gpuOperator"]["chart"]
-    chart.pop("repository", None)
-    chart["path"] = str(chart_archive(chart["version"]))
-    return config
-
-
-def set_path(config: dict[str, Any], path: str, value: Any) -> None:
-    """`gpuOperator.driver.version` inside `gpu-platform:gpuOperator`; `[n]` indexes lists."""
-    parts: list[str | int] = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
-    target: Any = config
-    head = f"{NAMESPACE}:{parts[0]}" if ":" not in str(parts[0]) else parts[0]
-    parts = [head, *parts[1:]]
-    for part in parts[:-1]:
-        target = target[part]
-    target[parts[-1]] = value
-
-
-class LabStack:
-    """A project folder linking a program's files (this project's by default) and one stack of it."""
-
-    def __init__(self, engine: Engine, folder: Path, name: str, *, program: Path = ROOT,
-                 config: dict[str, Any] | None = None):
-        self.engine = Engine(engine.bin_dir, engine.workspace, folder, engine.kubeconfig, engine.python)
-        self.engine.home, self.engine.state = engine.home, engine.state
-        self.folder = folder
-        self.name = name
-        self.config = lab_config() if config is None else config
-        self.deployed = False
-        folder.mkdir(parents=True)
-        (folder / "Pulumi.yaml").write_text((program / "Pulumi.yaml").read_text())
-        for entry in ("__main__.py", "components"):
-            if (program / entry).exists():
-                (folder / entry).symlink_to(program / entry)
-
-    def set(self, path: str, value: Any) -> "LabStack":
-        set_path(self.config, path, value)
-        return self
-
-    def write(self) -> None:
-        stack_file = self.folder / f"Pulumi.{self.name}.yaml"
-        existing = yaml.safe_load(stack_file.read_text()) if stack_file.exists() else {}
-        document = {key: value for key, value in (existing or {}).items() if key != "config"}
-        document["config"] = copy.deepcopy(self.config)
-        stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    def init(self) -> None:
-        result = self.engine.run("stack", "init", self.name)
-        assert result.returncode == 0, result.output
-        self.write()
-
-    def pulumi(self, *args: str, **kwargs: Any) -> Result:
-        self.write()
-        return self.engine.run(*args, "--stack", self.name, **kwargs)
-
-    def preview(self, *extra: str, policy: bool = True) -> Result:
-        return self.pulumi("preview", "--non-interactive", *self.policy_args(policy), *extra)
-
-    def up(self, *extra: str, policy: bool = True, skip_preview: bool = False, **kwargs: Any) -> Result:
-        """`pulumi up --yes`: a preview (where the pack's stack policies can still stop it), then the update."""
-        self.deployed = True
-        skip = ["--skip-preview"] if skip_preview else []
-        return self.pulumi("up", "--yes", "--non-interactive", *skip, *self.policy_args(policy), *extra, **kwargs)
-
-    def destroy(self, *extra: str) -> Result:
-        result = self.pulumi("destroy", "--yes", "--non-interactive", *extra)
-        if result.returncode == 0:
-            self.deployed = False
-        return result
-
-    @staticmethod
-    def policy_args(policy: bool) -> list[str]:
-        return ["--policy-pack", str(PACK), "--policy-pack-config", str(PACK_CONFIG / "lab.json")] if policy else []
 
 
 def stack_name(request: pytest.FixtureRequest) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
 
 
-def tear_down(stack: LabStack) -> None:
+def tear_down(stack: Stack) -> None:
     """Destroy what the stack deployed (unprotecting first: this is the test's own stack) and remove it."""
     if stack.deployed:
         stack.engine.run("state", "unprotect", "--all", "--yes", "--stack", stack.name)

@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 
 from components.gpu_nodes import FIELD_MANAGER
-from tests.real.harness import MPS_4_CONFIG_MAP, LabStack, helm_release, restore, tear_down
+from tests.real.harness import MPS_4_CONFIG_MAP, helm_release, restore, tear_down
+from tools.stacks import Stack
 from tools.engine import Engine
 from tools.kube import Kube, KubeError
 
 @pytest.fixture(scope="module")
 def deployed(engine: Engine, kube: Kube, baseline: dict,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabStack]:
-    stack = LabStack(engine, tmp_path_factory.mktemp("lab-up") / "project", "lab-up")
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack(engine, tmp_path_factory.mktemp("lab-up") / "project", "lab-up")
     stack.init()
     result = stack.up()
     assert result.returncode == 0, result.output
@@ -35,7 +36,7 @@ def managers(obj: dict[str, Any]) -> dict[str, dict]:
 
 # --- what the program declared ------------------------------------------------------------------------------
 
-def test_namespaces_carry_the_pod_security_labels_of_their_role(deployed: LabStack, kube: Kube) -> None:
+def test_namespaces_carry_the_pod_security_labels_of_their_role(deployed: Stack, kube: Kube) -> None:
     expected = {"gpu-operator": "privileged", "ai-ml": "restricted", "sdr": "restricted"}
     for name, level in expected.items():
         labels = kube.get("v1", "Namespace", name)["metadata"]["labels"]
@@ -44,7 +45,7 @@ def test_namespaces_carry_the_pod_security_labels_of_their_role(deployed: LabSta
             assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v1.34", (name, mode)
 
 
-def test_the_gpu_node_has_our_label_and_taint_owned_by_our_field_manager(deployed: LabStack, kube: Kube) -> None:
+def test_the_gpu_node_has_our_label_and_taint_owned_by_our_field_manager(deployed: Stack, kube: Kube) -> None:
     node = kube.get("v1", "Node", "proj-k8sw04")
     assert node["metadata"]["labels"]["gpu"] == "true"
     assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in node["spec"]["taints"]
@@ -53,7 +54,7 @@ def test_the_gpu_node_has_our_label_and_taint_owned_by_our_field_manager(deploye
     assert "f:taints" in owned["f:spec"]
 
 
-def test_the_helm_release_is_deployed_from_the_pinned_chart_with_our_values(deployed: LabStack, kube: Kube) -> None:
+def test_the_helm_release_is_deployed_from_the_pinned_chart_with_our_values(deployed: Stack, kube: Kube) -> None:
     release = helm_release(kube)
     assert release["labels"]["status"] == "deployed"
     record = release["record"]
@@ -62,7 +63,7 @@ def test_the_helm_release_is_deployed_from_the_pinned_chart_with_our_values(depl
 
 
 def test_the_cluster_policy_the_chart_made_has_the_pin_the_rke2_socket_and_the_sharing_config(
-        deployed: LabStack, kube: Kube) -> None:
+        deployed: Stack, kube: Kube) -> None:
     policy = kube.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")
     spec = policy["spec"]
     assert spec["driver"]["enabled"] is True and spec["driver"]["version"] == "580.173.02"
@@ -72,7 +73,7 @@ def test_the_cluster_policy_the_chart_made_has_the_pin_the_rke2_socket_and_the_s
     assert (upgrade["maxParallelUpgrades"], upgrade["maxUnavailable"]) == (1, 1)
 
 
-def test_the_sharing_config_map_holds_the_mps_profile(deployed: LabStack, kube: Kube) -> None:
+def test_the_sharing_config_map_holds_the_mps_profile(deployed: Stack, kube: Kube) -> None:
     config_map = kube.get("v1", "ConfigMap", MPS_4_CONFIG_MAP, "gpu-operator")
     profile = config_map["data"]["mps-4"]
     assert "mps:" in profile and "replicas: 4" in profile and "nvidia.com/gpu" in profile
@@ -80,7 +81,7 @@ def test_the_sharing_config_map_holds_the_mps_profile(deployed: LabStack, kube: 
 
 @pytest.mark.parametrize("namespace,gpu,cpu,memory,pods", [("ai-ml", "2", "8", "32Gi", "20"),
                                                           ("sdr", "2", "4", "16Gi", "10")])
-def test_each_tenant_has_its_quota_and_container_defaults(deployed: LabStack, kube: Kube, namespace: str, gpu: str,
+def test_each_tenant_has_its_quota_and_container_defaults(deployed: Stack, kube: Kube, namespace: str, gpu: str,
                                                           cpu: str, memory: str, pods: str) -> None:
     quota = kube.get("v1", "ResourceQuota", "tenant-quota", namespace)
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": gpu, "requests.cpu": cpu,
@@ -91,7 +92,7 @@ def test_each_tenant_has_its_quota_and_container_defaults(deployed: LabStack, ku
     assert limits["type"] == "Container" and set(limits["defaultRequest"]) == {"cpu", "memory"}
 
 
-def test_the_alert_rules_and_the_dashboard_are_in_the_monitoring_namespace(deployed: LabStack, kube: Kube) -> None:
+def test_the_alert_rules_and_the_dashboard_are_in_the_monitoring_namespace(deployed: Stack, kube: Kube) -> None:
     rules = kube.list("monitoring.coreos.com/v1", "PrometheusRule", "monitoring")
     assert len(rules) == 1 and rules[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     alerts = {rule["alert"] for group in rules[0]["spec"]["groups"] for rule in group["rules"] if "alert" in rule}
@@ -129,7 +130,7 @@ MATRIX = [
 ]
 
 
-def test_rbac_allows_exactly_what_the_responsibility_matrix_says(deployed: LabStack, kube: Kube) -> None:
+def test_rbac_allows_exactly_what_the_responsibility_matrix_says(deployed: Stack, kube: Kube) -> None:
     wrong = []
     for group, verb, resource, api_group, namespace, allowed in MATRIX:
         name, _, sub = resource.partition("/")
@@ -158,7 +159,7 @@ def pod(namespace: str, *, privileged: bool = False, gpus: int = 0) -> dict[str,
                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}
 
 
-def test_pod_security_rejects_a_privileged_pod_in_a_tenant_namespace(deployed: LabStack, kube: Kube) -> None:
+def test_pod_security_rejects_a_privileged_pod_in_a_tenant_namespace(deployed: Stack, kube: Kube) -> None:
     with pytest.raises(KubeError) as rejected:
         kube.create(pod("ai-ml", privileged=True), dry_run=True)
     assert rejected.value.code == 403
@@ -166,7 +167,7 @@ def test_pod_security_rejects_a_privileged_pod_in_a_tenant_namespace(deployed: L
     assert kube.create(pod("ai-ml", gpus=1), dry_run=True)["metadata"]["namespace"] == "ai-ml"
 
 
-def test_the_gpu_quota_rejects_a_pod_that_asks_for_more_gpus_than_the_team_has(deployed: LabStack, kube: Kube) -> None:
+def test_the_gpu_quota_rejects_a_pod_that_asks_for_more_gpus_than_the_team_has(deployed: Stack, kube: Kube) -> None:
     with pytest.raises(KubeError) as rejected:
         kube.create(pod("sdr", gpus=3), dry_run=True)
     assert rejected.value.code == 403
@@ -174,7 +175,7 @@ def test_the_gpu_quota_rejects_a_pod_that_asks_for_more_gpus_than_the_team_has(d
     assert "requests.nvidia.com/gpu=3" in rejected.value.message
 
 
-def test_the_operator_namespace_admits_a_privileged_pod(deployed: LabStack, kube: Kube) -> None:
+def test_the_operator_namespace_admits_a_privileged_pod(deployed: Stack, kube: Kube) -> None:
     privileged = pod("gpu-operator", privileged=True)
     del privileged["spec"]["priorityClassName"]
     created = kube.create(privileged, dry_run=True)
@@ -183,7 +184,7 @@ def test_the_operator_namespace_admits_a_privileged_pod(deployed: LabStack, kube
 
 # --- the next runs ---------------------------------------------------------------------------------------------
 
-def test_a_second_preview_has_nothing_to_do(deployed: LabStack) -> None:
+def test_a_second_preview_has_nothing_to_do(deployed: Stack) -> None:
     result = deployed.preview("--expect-no-changes")
     assert result.returncode == 0, result.output
     assert "to create" not in result.stdout and "to update" not in result.stdout

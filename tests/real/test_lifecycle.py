@@ -11,7 +11,8 @@ import json
 import re
 
 from components.sharing import SharingConfig
-from tests.real.harness import MPS_4_CONFIG_MAP, LabStack, helm_release
+from tests.real.harness import MPS_4_CONFIG_MAP, helm_release
+from tools.stacks import Stack
 from tools.kube import Kube
 
 TIME_SLICING = {"default": "ts-4", "profiles": {"ts-4": {"timeSlicing": {"replicas": 4}}}}
@@ -20,7 +21,7 @@ PROTECTED = ("gpu-platform-namespace", "gpu-platform-operator", "gpu-platform-te
              "gpu-platform-tenancy-sdr")
 
 
-def test_a_sharing_change_updates_only_the_release_and_moves_the_cluster_policy(lab: LabStack, kube: Kube) -> None:
+def test_a_sharing_change_updates_only_the_release_and_moves_the_cluster_policy(lab: Stack, kube: Kube) -> None:
     assert lab.up().returncode == 0
     lab.set("gpuOperator.devicePlugin.sharing", TIME_SLICING)
     preview = lab.preview("--json")
@@ -38,7 +39,7 @@ def test_a_sharing_change_updates_only_the_release_and_moves_the_cluster_policy(
 
 
 def test_destroy_deletes_nothing_while_the_platform_is_protected_and_everything_but_crds_after(
-        lab: LabStack, kube: Kube) -> None:
+        lab: Stack, kube: Kube) -> None:
     assert lab.up().returncode == 0
 
     refused = lab.destroy()

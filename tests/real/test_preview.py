@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.real.harness import ROOT, LabStack, stack_name, tear_down
+from tests.real.harness import stack_name, tear_down
+from tools.engine import ROOT
+from tools.stacks import Stack
 
 PROGRAMS = Path(__file__).parent / "programs"
 
@@ -22,7 +24,7 @@ def planned(result_stdout: str) -> dict[str, str]:
     return {step["urn"]: step["op"] for step in json.loads(result_stdout)["steps"]}
 
 
-def offline_plan(tmp_path: Path, stack: LabStack) -> dict:
+def offline_plan(tmp_path: Path, stack: Stack) -> dict:
     """The offline plan (mock engine + pack) of the same stack file, as JSON."""
     import subprocess
     import sys
@@ -44,7 +46,7 @@ def offline_plan(tmp_path: Path, stack: LabStack) -> dict:
 
 
 def test_the_lab_preview_plans_every_resource_the_offline_plan_does_with_no_mandatory_violation(
-        lab: LabStack, tmp_path: Path) -> None:
+        lab: Stack, tmp_path: Path) -> None:
     result = lab.preview("--json")
     assert result.returncode == 0, result.output
     steps = planned(result.stdout)
@@ -59,14 +61,14 @@ def test_the_lab_preview_plans_every_resource_the_offline_plan_does_with_no_mand
     assert offline["violations"] == [] or all(v["enforcement"] != "mandatory" for v in offline["violations"])
 
 
-def test_the_lab_preview_reports_the_pack_by_name_and_passes(lab: LabStack) -> None:
+def test_the_lab_preview_reports_the_pack_by_name_and_passes(lab: Stack) -> None:
     result = lab.preview()
     assert result.returncode == 0, result.output
     assert "gpu-platform-guardrails@v0.1.0" in result.stdout
     assert "mandatory" not in result.output
 
 
-def test_the_seed_driver_stops_the_preview_with_the_config_message_and_no_traceback(lab: LabStack) -> None:
+def test_the_seed_driver_stops_the_preview_with_the_config_message_and_no_traceback(lab: Stack) -> None:
     lab.set("gpuOperator.driver.version", "525.85.05")
     result = lab.preview()
     assert result.returncode != 0
@@ -79,7 +81,7 @@ def test_the_seed_driver_stops_the_preview_with_the_config_message_and_no_traceb
 
 def test_a_privileged_tenant_workload_is_a_mandatory_violation_and_the_cli_fails(
         engine, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    stack = LabStack(engine, tmp_path / "workload", stack_name(request), program=PROGRAMS / "tenant_workload",
+    stack = Stack(engine, tmp_path / "workload", stack_name(request), program=PROGRAMS / "tenant_workload",
                      config={})
     stack.init()
     try:

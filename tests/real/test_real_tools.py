@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.real.harness import ROOT, LabStack, chart_archive, stack_name, tear_down, wait_for
+from tests.real.harness import stack_name, tear_down, wait_for
+from tools.engine import ROOT
+from tools.stacks import Stack, chart_archive
 from tools.cluster import LocalCluster
 from tools.engine import Engine
 from tools.kube import Kube
@@ -23,7 +25,7 @@ RULE_CRD = "prometheusrules.monitoring.coreos.com"
 
 
 def test_without_the_prometheus_rule_crd_the_preview_fails_naming_it_and_nothing_is_applied(
-        lab: LabStack, kube: Kube, cluster: LocalCluster) -> None:
+        lab: Stack, kube: Kube, cluster: LocalCluster) -> None:
     """Declared only, a PrometheusRule without its CRD previewed green and failed at `up` after a minute of retries,
     with the other 35 resources applied. The program now reads the CRD and the namespace, so the preview fails."""
     kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", RULE_CRD)
@@ -39,7 +41,7 @@ def test_without_the_prometheus_rule_crd_the_preview_fails_naming_it_and_nothing
         wait_for(f"{RULE_CRD} to be established again", lambda: kube.crd_established(RULE_CRD))
 
 
-def test_an_existing_tenant_namespace_is_adopted_as_it_is_by_provider_4_25(lab: LabStack, kube: Kube) -> None:
+def test_an_existing_tenant_namespace_is_adopted_as_it_is_by_provider_4_25(lab: Stack, kube: Kube) -> None:
     """Suspected: AlreadyExists (provider >= 4.29 creates client-side). At the pinned 4.25 the create is a server-side
     apply, so an existing namespace is taken over silently: its own labels stay, ours are added, and from then on
     the stack owns (and protects) it."""
@@ -56,8 +58,8 @@ def test_an_existing_tenant_namespace_is_adopted_as_it_is_by_provider_4_25(lab: 
     assert '"name": "ai-ml"' in exported.stdout
 
 
-def workload(engine: Engine, tmp_path: Path, request: pytest.FixtureRequest) -> LabStack:
-    stack = LabStack(engine, tmp_path / "workload", stack_name(request), program=PROGRAMS / "tenant_workload",
+def workload(engine: Engine, tmp_path: Path, request: pytest.FixtureRequest) -> Stack:
+    stack = Stack(engine, tmp_path / "workload", stack_name(request), program=PROGRAMS / "tenant_workload",
                      config={"tenant-workload:privileged": "false", "tenant-workload:namespace": "gpu-jobs"})
     stack.init()
     return stack
@@ -91,7 +93,7 @@ def test_the_chart_turns_max_unavailable_zero_into_25_percent(toolchain_bin: Pat
     assert policy["spec"]["driver"]["upgradePolicy"]["maxUnavailable"] == "25%"
 
 
-def test_the_pack_without_its_virtualenv_says_how_to_make_it(lab: LabStack, tmp_path: Path) -> None:
+def test_the_pack_without_its_virtualenv_says_how_to_make_it(lab: Stack, tmp_path: Path) -> None:
     """The CLI never builds a pack's virtualenv before running it (pulumi-language-python runs
     <pack>/venv/bin/python as it finds it); the pack's entry point says what to run instead of failing obscurely."""
     pack = tmp_path / "pack"

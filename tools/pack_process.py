@@ -25,6 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PACK_DIR = ROOT / "policies"
 
 
+def _default_interrupt() -> None:
+    """SIGINT back to its default in the pack: a shell starts background jobs with SIGINT ignored, and Python
+    then never raises KeyboardInterrupt, so `stop()` would wait out its timeout and kill the pack."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class PackError(RuntimeError):
     """The pack could not be started or did not answer; the message carries its stderr."""
 
@@ -87,7 +93,8 @@ class PackProcess:
             raise PackError(f"{self.python} does not exist: the pack's virtualenv is missing. "
                             f"Create it with `python3 dev.py setup` (or `pulumi install` in the pack).")
         self._proc = subprocess.Popen(self.command, cwd=self.pack_dir, env=self.environment(),
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      preexec_fn=_default_interrupt if os.name != "nt" else None)
         first_line, got_line = self._first_line, self._got_line
 
         def read_stdout() -> None:

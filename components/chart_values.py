@@ -126,10 +126,11 @@ class ToolkitValues(ChartValues):
 
 
 class DevicePluginConfigValues(ChartValues):
+    """The ConfigMap the device plugin reads; the program creates it (components/sharing.py), so no `data`."""
+
     create: bool
     name: str
     default: str
-    data: dict[str, str]
 
 
 class DevicePluginValues(ChartValues):

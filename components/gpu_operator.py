@@ -332,6 +332,21 @@ class GpuOperator(pulumi.ComponentResource):
         """`after`: resources the release must wait for (a component's depends_on does not reach its children)."""
         super().__init__("gpu-platform:operator:GpuOperator", name, None, opts)
         depends_on: list[pulumi.Resource] = list(after)
+        self.sharing_config: k8s.core.v1.ConfigMap | None = None
+        sharing = config.device_plugin.sharing
+        if sharing is not None:
+            # Named after its content: a change is a replacement, created before the release moves to it and
+            # deleted only after the release update succeeded (components/sharing.py says why not the chart).
+            self.sharing_config = k8s.core.v1.ConfigMap(
+                f"{name}-sharing",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=sharing.config_map_name(), namespace=namespace,
+                    labels={"app.kubernetes.io/name": "gpu-operator", "app.kubernetes.io/component": "device-plugin",
+                            "app.kubernetes.io/part-of": "gpu-platform", "app.kubernetes.io/managed-by": "pulumi"}),
+                data=sharing.config_data(),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends_on.append(self.sharing_config)
         if config.registry is not None and registry_password is not None:
             registry = config.registry
             self.pull_secret = k8s.core.v1.Secret(

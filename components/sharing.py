@@ -1,10 +1,16 @@
 """GPU sharing: typed device-plugin configs (time-slicing or MPS) and their rendering for the chart.
 
-The chart takes them through `devicePlugin.config` (create/name/default/data): one ConfigMap whose keys are
-named configs, each a YAML string. `default` picks the config for every node; the node label
-`nvidia.com/device-plugin.config=<key>` overrides it per node. The operator does not watch that ConfigMap
-(NVIDIA/gpu-operator#1144), so the ConfigMap's name is derived from its content: a change renames it,
-the ClusterPolicy changes, and the operator rolls the device plugin without a manual restart.
+The device plugin reads one ConfigMap in the operator namespace whose keys are named configs, each a YAML
+string; the ClusterPolicy names it (`devicePlugin.config.name`) and picks the key for every node
+(`devicePlugin.config.default`); the node label `nvidia.com/device-plugin.config=<key>` overrides it per node.
+The operator does not watch that ConfigMap (NVIDIA/gpu-operator#1144), so its name is derived from its content:
+a change renames it, the ClusterPolicy changes, and the operator rolls the device plugin without a restart.
+
+The program creates that ConfigMap itself (GpuOperator), not the chart (`devicePlugin.config.create`): on the
+real tier a Helm upgrade that changed sharing and then failed left the ClusterPolicy naming a ConfigMap that
+no longer existed, because Helm's upgrade deletes the old ConfigMap and `cleanupOnFail` the new one. As a
+Pulumi resource, a renamed ConfigMap is created before the release moves to it and the old one is deleted only
+after the release update has succeeded.
 """
 from __future__ import annotations
 
@@ -117,5 +123,5 @@ class SharingConfig(ConfigModel):
         return f"device-plugin-config-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
     def chart_values(self) -> dict[str, Any]:
-        """`devicePlugin.config` for the chart: the chart creates the ConfigMap in the operator namespace."""
-        return {"create": True, "name": self.config_map_name(), "default": self.default, "data": self.config_data()}
+        """`devicePlugin.config` for the chart: the ConfigMap to name (created by the program, not the chart)."""
+        return {"create": False, "name": self.config_map_name(), "default": self.default}

@@ -216,13 +216,33 @@ def test_the_platform_wires_namespace_nodes_and_release_in_order(recorder):
     return platform.operator.release.urn.apply(check)
 
 
+@pulumi.runtime.test
+def test_the_sharing_config_map_is_the_programs_and_the_release_waits_for_it(recorder):
+    config = compiled()
+    operator = GpuOperator("gpu-operator", config.stack.gpu_operator, config.values, namespace="gpu-operator")
+
+    def check(urn: str) -> None:
+        config_map = only(recorder, "kubernetes:core/v1:ConfigMap")
+        assert config_map.inputs["metadata"]["name"] == "device-plugin-config-68fddfc9e6", urn
+        assert config_map.inputs["metadata"]["namespace"] == "gpu-operator"
+        assert yaml.safe_load(config_map.inputs["data"]["mps-4"]) == {
+            "version": "v1", "sharing": {"mps": {"renameByDefault": False,
+                                                 "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
+        release = only(recorder, "kubernetes:helm.sh/v3:Release")
+        assert config_map.urn in release.dependencies
+        assert release.inputs["values"]["devicePlugin"]["config"] == {
+            "create": False, "name": "device-plugin-config-68fddfc9e6", "default": "mps-4"}
+
+    return operator.release.urn.apply(check)
+
+
 def platform_urn(recorder: Recorder) -> str:
     return only(recorder, "gpu-platform:index:GpuPlatform").urn
 
 
 def test_device_plugin_profiles_render_as_the_plugins_own_config():
     raw = lab_with(**{"gpuOperator.devicePlugin.sharing.profiles.ts-8": {"timeSlicing": {"replicas": 8}}})
-    data = compiled(raw).values.to_helm_values()["devicePlugin"]["config"]["data"]
+    data = compiled(raw).stack.gpu_operator.device_plugin.sharing.config_data()
     assert yaml.safe_load(data["ts-8"]) == {"version": "v1", "sharing": {"timeSlicing": {
         "renameByDefault": False, "failRequestsGreaterThanOne": True,
         "resources": [{"name": "nvidia.com/gpu", "replicas": 8}]}}}

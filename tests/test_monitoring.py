@@ -96,7 +96,8 @@ def test_the_lab_rule_is_the_builders_spec_in_the_monitoring_namespace_with_the_
 
 
 def test_the_lab_dashboard_configmap_carries_the_sidecar_label_and_the_generated_json(lab):
-    [configmap] = [r.inputs for r in lab.resources if r.type == CONFIGMAP_TYPE]
+    [configmap] = [r.inputs for r in lab.resources if r.type == CONFIGMAP_TYPE
+                   and r.inputs["metadata"]["namespace"] == "monitoring"]
     assert configmap["metadata"]["name"] == DASHBOARD_CONFIGMAP
     assert configmap["metadata"]["namespace"] == "monitoring"
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
@@ -106,7 +107,8 @@ def test_the_lab_dashboard_configmap_carries_the_sidecar_label_and_the_generated
 def test_the_lab_monitoring_manifests_validate_against_kubernetes_and_the_prometheusrule_crd(lab, upstream):
     crds = CrdSchemas(upstream_crd_files(upstream, "v26.7.0"))
     assert crds.knows("monitoring.coreos.com/v1", "PrometheusRule")
-    manifests = [r.inputs for r in lab.resources if r.type in (RULE_TYPE, CONFIGMAP_TYPE)]
+    manifests = [r.inputs for r in lab.resources if r.type in (RULE_TYPE, CONFIGMAP_TYPE)
+                 and r.inputs["metadata"]["namespace"] == "monitoring"]
     assert len(manifests) == 2
     for manifest in manifests:
         assert validate(manifest, kubernetes_version=KUBERNETES_VERSION, crds=crds) == [], manifest["kind"]

@@ -30,8 +30,9 @@ def children_of(run: ProgramRun, component_types: set[str]) -> list[tuple[str, s
     return sorted((r.type, r.name) for r in run.resources if r.custom and r.parent in parents)
 
 
-def test_the_lab_declares_exactly_the_namespace_the_node_patch_and_the_release(lab):
+def test_the_lab_declares_exactly_the_namespace_the_node_patch_the_sharing_config_and_the_release(lab):
     assert children_of(lab, OPERATOR_COMPONENTS) == [
+        ("kubernetes:core/v1:ConfigMap", "gpu-platform-operator-sharing"),
         ("kubernetes:core/v1:Namespace", "gpu-platform-namespace"),
         ("kubernetes:core/v1:NodePatch", "gpu-platform-nodes-proj-k8sw04"),
         ("kubernetes:helm.sh/v3:Release", "gpu-platform-operator"),
@@ -48,8 +49,10 @@ def test_the_lab_release_pins_chart_driver_and_mps_sharing(lab):
     assert release["version"] == "v26.7.0"
     assert values["driver"]["version"] == "580.173.02"
     config = values["devicePlugin"]["config"]
-    assert config["default"] == "mps-4"
-    assert "replicas: 4" in config["data"]["mps-4"] and "mps:" in config["data"]["mps-4"]
+    assert config["default"] == "mps-4" and config["create"] is False
+    [sharing] = [r.inputs for r in lab.resources if r.type == "kubernetes:core/v1:ConfigMap"
+                 and r.inputs["metadata"]["name"] == config["name"]]
+    assert "replicas: 4" in sharing["data"]["mps-4"] and "mps:" in sharing["data"]["mps-4"]
     assert lab.outputs["chartVersion"] == "v26.7.0"
     assert lab.outputs["sharing"] == {"default": "mps-4", "configMap": config["name"]}
     assert lab.outputs["gpuNodes"] == ["proj-k8sw04"]

@@ -119,9 +119,12 @@ def release_summary(release: Any, plan: Plan) -> list[str]:
         lines.append(f"  upgrade  {policy.get('maxParallelUpgrades')} node(s) at a time, GPU pods deleted "
                      f"(timeout {deletion.get('timeoutSeconds')}s), drain {'on' if drain.get('enable') else 'off'}")
     config = (values.get("devicePlugin") or {}).get("config") or {}
-    if config.get("data"):
+    # The program creates the ConfigMap the chart names (components/sharing.py).
+    data = next((r.inputs.get("data") or {} for r in plan.resources if r.type == "kubernetes:core/v1:ConfigMap"
+                 and (r.inputs.get("metadata") or {}).get("name") == config.get("name")), {})
+    if config.get("name") and data:
         profiles = []
-        for name, document in sorted(config["data"].items()):
+        for name, document in sorted(data.items()):
             profiles.append(f"{name}={_sharing(document)}")
         lines.append(f"  sharing  default {config.get('default')}; {', '.join(profiles)} (ConfigMap {config.get('name')})")
     else:

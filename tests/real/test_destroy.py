@@ -1,41 +1,19 @@
-"""The lab stack after its first `pulumi up`: one config change, and `pulumi destroy` as the README tells it.
+"""`pulumi destroy` of the lab stack, as the README tells it.
 
-Given the deployed lab stack, when the sharing profile changes, then only the Helm release is updated and the
-ClusterPolicy moves to the new device-plugin ConfigMap. When someone runs `pulumi destroy`, then nothing is
-deleted while the platform is protected; `--skip-preview` deletes only what is not protected; after
+Given the deployed lab stack, when someone runs `pulumi destroy`, then nothing is deleted while the platform is
+protected; `--skip-preview` deletes only what is neither protected nor needed by it; after
 `pulumi state unprotect --all` everything goes except the chart's CRDs, which Helm never deletes.
 """
 from __future__ import annotations
 
-import json
 import re
 
-from components.sharing import SharingConfig
-from tests.real.harness import MPS_4_CONFIG_MAP, helm_release
-from tools.stacks import Stack
+from tests.real.harness import helm_release
 from tools.kube import Kube
+from tools.stacks import Stack
 
-TIME_SLICING = {"default": "ts-4", "profiles": {"ts-4": {"timeSlicing": {"replicas": 4}}}}
-TS_4_CONFIG_MAP = SharingConfig.model_validate(TIME_SLICING).config_map_name()
 PROTECTED = ("gpu-platform-namespace", "gpu-platform-operator", "gpu-platform-tenancy-ai-ml",
              "gpu-platform-tenancy-sdr")
-
-
-def test_a_sharing_change_updates_only_the_release_and_moves_the_cluster_policy(lab: Stack, kube: Kube) -> None:
-    assert lab.up().returncode == 0
-    lab.set("gpuOperator.devicePlugin.sharing", TIME_SLICING)
-    preview = lab.preview("--json")
-    assert preview.returncode == 0, preview.output
-    changed = {step["urn"].rsplit("::", 1)[1]: step["op"] for step in json.loads(preview.stdout)["steps"]
-               if step["op"] not in ("same", "read")}
-    assert changed == {"gpu-platform-operator": "update"}
-    result = lab.up()
-    assert result.returncode == 0, result.output
-    config = kube.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")["spec"]["devicePlugin"]["config"]
-    assert config == {"name": TS_4_CONFIG_MAP, "default": "ts-4"}
-    assert "timeSlicing" in kube.get("v1", "ConfigMap", TS_4_CONFIG_MAP, "gpu-operator")["data"]["ts-4"]
-    assert kube.find("v1", "ConfigMap", MPS_4_CONFIG_MAP, "gpu-operator") is None
-    assert helm_release(kube)["labels"]["version"] == "2"
 
 
 def test_destroy_deletes_nothing_while_the_platform_is_protected_and_everything_but_crds_after(

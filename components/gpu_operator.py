@@ -342,7 +342,10 @@ class GpuOperator(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=sharing.config_map_name(), namespace=namespace,
                     labels={"app.kubernetes.io/name": "gpu-operator", "app.kubernetes.io/component": "device-plugin",
-                            "app.kubernetes.io/part-of": "gpu-platform", "app.kubernetes.io/managed-by": "pulumi"}),
+                            "app.kubernetes.io/part-of": "gpu-platform", "app.kubernetes.io/managed-by": "pulumi"},
+                    # If a release once rendered this ConfigMap (an adopted install, a chart that created it),
+                    # Helm's next upgrade would delete it as no longer rendered; Helm skips objects that say keep.
+                    annotations={"helm.sh/resource-policy": "keep"}),
                 data=sharing.config_data(),
                 opts=pulumi.ResourceOptions(parent=self),
             )

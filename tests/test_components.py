@@ -225,6 +225,7 @@ def test_the_sharing_config_map_is_the_programs_and_the_release_waits_for_it(rec
         config_map = only(recorder, "kubernetes:core/v1:ConfigMap")
         assert config_map.inputs["metadata"]["name"] == "device-plugin-config-68fddfc9e6", urn
         assert config_map.inputs["metadata"]["namespace"] == "gpu-operator"
+        assert config_map.inputs["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
         assert yaml.safe_load(config_map.inputs["data"]["mps-4"]) == {
             "version": "v1", "sharing": {"mps": {"renameByDefault": False,
                                                  "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}

@@ -72,6 +72,10 @@ class ChartConfig(ConfigModel):
     timeout_seconds: int = Field(default=900, ge=60, le=3600, description=(
         "Helm's wait for the release's own objects (the operator Deployment, CRD hook jobs); not the driver "
         "rollout."))
+    force_update: bool = Field(default=False, description=(
+        "Helm's --force on the next upgrade: every object is replaced by what the chart renders now, not patched. "
+        "For one `pulumi up` after adopting a hand-made install (docs/runbook.md), whose objects keep fields "
+        "that a patch never removes; then set it back to false."))
 
     @field_validator("version")
     @classmethod
@@ -380,6 +384,7 @@ class GpuOperator(pulumi.ComponentResource):
                 disable_openapi_validation=True,
                 timeout=config.chart.timeout_seconds,
                 max_history=10,
+                force_update=config.chart.force_update,
             ),
             # Protected like the namespaces: uninstalling the release removes the operator, its ClusterPolicy
             # and every operand, so a GPU node loses its driver. `pulumi destroy` stops at its preview; a

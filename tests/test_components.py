@@ -98,7 +98,7 @@ def test_release_installs_the_pinned_chart_with_hooks_and_the_typed_values(recor
         assert release["createNamespace"] is False
         assert release["skipCrds"] is False and "disableCrdHooks" not in release and "disableHooks" not in release
         assert release["atomic"] is False and release["cleanupOnFail"] is True
-        assert release["timeout"] == 900
+        assert release["timeout"] == 900 and release["forceUpdate"] is False
         assert release["values"] == config.values.to_helm_values()
         assert recorder.by_type("kubernetes:core/v1:Secret") == []
         assert only(recorder, "kubernetes:helm.sh/v3:Release").protect is True

@@ -12,6 +12,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -89,25 +90,34 @@ class Kube:
     # transport ----------------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, *, params: dict[str, str] | None = None,
                 content_type: str = "application/json", timeout: float = 30) -> Any:
+        """One API call; a 429 (the API server's "storage is (re)initializing" after a CRD change, or its rate
+        limits) is retried as its Retry-After says, for at most `timeout` seconds in all."""
         url = self.server + path + (("?" + urllib.parse.urlencode(params)) if params else "")
         data = None
         if body is not None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={**self._headers, "Content-Type": content_type,
-                                                  "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, context=self._ssl, timeout=timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            raw = error.read()
+        deadline = time.monotonic() + timeout
+        while True:
+            request = urllib.request.Request(url, data=data, method=method,
+                                             headers={**self._headers, "Content-Type": content_type,
+                                                      "Accept": "application/json"})
             try:
-                status = json.loads(raw)
-            except ValueError:
-                raise KubeError(error.code, error.reason, raw.decode(errors="replace")) from None
-            raise KubeError(error.code, status.get("reason", ""), status.get("message", ""), status) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise KubeError(0, "Unreachable", f"{self.server}: {error}") from None
+                with urllib.request.urlopen(request, context=self._ssl, timeout=timeout) as response:
+                    payload = response.read()
+                break
+            except urllib.error.HTTPError as error:
+                raw = error.read()
+                wait = float(error.headers.get("Retry-After") or 1)
+                if error.code == 429 and time.monotonic() + wait < deadline:
+                    time.sleep(wait)
+                    continue
+                try:
+                    status = json.loads(raw)
+                except ValueError:
+                    raise KubeError(error.code, error.reason, raw.decode(errors="replace")) from None
+                raise KubeError(error.code, status.get("reason", ""), status.get("message", ""), status) from None
+            except (urllib.error.URLError, OSError) as error:
+                raise KubeError(0, "Unreachable", f"{self.server}: {error}") from None
         if not payload:
             return None
         try:

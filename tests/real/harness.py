@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from components.sharing import SharingConfig
-from tools.kube import KubeError
 from tools.stacks import Stack
 
 MPS_4_CONFIG_MAP = SharingConfig.model_validate(
@@ -29,6 +28,9 @@ def tear_down(stack: Stack) -> None:
     """Destroy what the stack deployed (unprotecting first: this is the test's own stack) and remove it."""
     if stack.deployed:
         stack.engine.run("state", "unprotect", "--all", "--yes", "--stack", stack.name)
+        # A test may have removed objects by hand (the adoption tests uninstall what they installed); the
+        # provider's delete of a Helm release that is gone fails, so the state is refreshed first.
+        stack.pulumi("refresh", "--yes", "--non-interactive", "--skip-preview")
         destroyed = stack.destroy()
         assert destroyed.returncode == 0, f"clean-up failed: {destroyed.output}"
     stack.engine.run("stack", "rm", "--yes", "--force", stack.name)
@@ -76,8 +78,8 @@ def snapshot(kube) -> dict[str, Any]:
 def restore(kube, baseline: dict[str, Any], *, timeout: float = 180) -> None:
     """Remove the chart CRDs Helm keeps after an uninstall; then the cluster must be back to `baseline`.
 
-    A CRD's deletion waits for its custom resources to go; the API server's cleanup of them backs off while the
-    CRD's storage re-initialises, so the deletion is asked again until the CRD is gone."""
+    A CRD's deletion waits for its custom resources to go, and the API server's cleanup of them can back off, so
+    the deletion is asked again until the CRD is gone."""
     deadline = time.monotonic() + timeout
     while True:
         now = snapshot(kube)
@@ -85,11 +87,7 @@ def restore(kube, baseline: dict[str, Any], *, timeout: float = 180) -> None:
             return
         for name in now["CustomResourceDefinition"]:
             if name not in baseline["CustomResourceDefinition"] and name.split(".", 1)[1] in CHART_CRD_GROUPS:
-                try:
-                    kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-                except KubeError as error:
-                    if error.code != 429:  # "storage is (re)initializing": ask again on the next round
-                        raise
+                kube.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
         if time.monotonic() > deadline:
             left = {key: {"now": now[key], "at the start": baseline[key]} for key in now if now[key] != baseline[key]}
             for name in set(now["CustomResourceDefinition"]) - set(baseline["CustomResourceDefinition"]):

@@ -8,7 +8,8 @@ import gzip
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -53,6 +54,47 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(0.25)
+
+
+# --- an operator rollout that cannot finish ------------------------------------------------------------------
+
+def _filler_pod(cpu: str) -> dict[str, Any]:
+    """A pod that takes the GPU node's spare CPU, so that a new operator pod cannot be scheduled there. The
+    operator runs at system-node-critical, so the filler does too (else the scheduler preempts it)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-filler", "namespace": "kube-system"},
+            "spec": {"nodeName": "proj-k8sw04", "priorityClassName": "system-node-critical",
+                     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "filler", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"requests": {"cpu": cpu}},
+                                     "securityContext": {"allowPrivilegeEscalation": False,
+                                                         "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+@contextmanager
+def operator_cannot_roll(kube) -> Iterator[None]:
+    """While inside, a new operator pod cannot be scheduled (the GPU node's spare CPU is taken), so a Helm
+    upgrade that changes the operator's pod template waits for it until its timeout. Hook Jobs still run."""
+    node = kube.get("v1", "Node", "proj-k8sw04")
+    used = sum(_millicores(c.get("resources", {}).get("requests", {}).get("cpu", "0"))
+               for p in kube.list("v1", "Pod") if p["spec"].get("nodeName") == "proj-k8sw04"
+               for c in p["spec"]["containers"])
+    spare = _millicores(node["status"]["allocatable"]["cpu"]) - used
+    kube.create(_filler_pod(f"{spare - 50}m"))
+    try:
+        yield
+    finally:
+        kube.delete("v1", "Pod", "cpu-filler", "kube-system")
+        wait_for("the CPU filler pod to go", lambda: not kube.exists("v1", "Pod", "cpu-filler", "kube-system"))
+
+
+# A change of the operator's pod template (its tolerations), harmless otherwise: what the tests roll.
+EXTRA_TOLERATION = [{"key": "example.com/maintenance", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
 
 
 # --- a known cluster state -------------------------------------------------------------------------------------

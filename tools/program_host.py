@@ -21,21 +21,53 @@ from pathlib import Path
 
 
 def serve(project: Path) -> None:
+    import asyncio
+
     import grpc
+    import pulumi
+    from pulumi.automation import _server
     from pulumi.automation._server import LanguageServer
     from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
-    from pulumi.runtime.proto import language_pb2_grpc
+    from pulumi.runtime.proto import language_pb2, language_pb2_grpc
 
     project = project.resolve()
     os.chdir(project)
     sys.path.insert(0, str(project))
+    failed: list[bool] = []
+    run_in_stack = _server.run_in_stack
+
+    async def recording_run_in_stack(func):  # noqa: ANN001, ANN202 - the SDK's own signature
+        """The SDK's run_in_stack, noting a RunError (from the program or from one of its applies)."""
+        failed.clear()
+        try:
+            return await run_in_stack(func)
+        except pulumi.RunError:
+            failed.append(True)
+            raise
+
+    _server.run_in_stack = recording_run_in_stack
 
     def program() -> None:
         runpy.run_path(str(project / "__main__.py"), run_name="__main__")
 
+    class Host(LanguageServer):
+        """The SDK's server, answering a `pulumi.RunError` as the language host does: the error is already
+        logged, so the run bails (the CLI prints it once, not again as "an unhandled error occurred"). A RunError
+        raised in an apply can also escape the SDK's clean-up of the other pending tasks (re-raised by a task that
+        failed with it, or a future that cannot be cancelled any more); the same answer."""
+
+        def Run(self, request, context):  # noqa: N802 - the gRPC method's name
+            try:
+                response = super().Run(request, context)
+            except (asyncio.InvalidStateError, pulumi.RunError):
+                if not failed:
+                    raise
+                return language_pb2.RunResponse(bail=True)
+            return language_pb2.RunResponse(bail=True) if failed else response
+
     # The same server options as the Automation API's inline programs (pulumi.automation._stack).
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_GRPC_CHANNEL_OPTIONS)
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageServer(program), server)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(Host(program), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"127.0.0.1:{port}", flush=True)

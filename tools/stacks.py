@@ -43,7 +43,7 @@ def set_path(config: dict[str, Any], path: str, value: Any) -> None:
     head = f"{NAMESPACE}:{parts[0]}" if ":" not in str(parts[0]) else parts[0]
     parts = [head, *parts[1:]]
     for part in parts[:-1]:
-        target = target[part]
+        target = target[part] if isinstance(part, int) else target.setdefault(part, {})
     target[parts[-1]] = value
 
 

@@ -51,7 +51,8 @@ def test_the_lab_preview_plans_every_resource_the_offline_plan_does_with_no_mand
     assert result.returncode == 0, result.output
     steps = planned(result.stdout)
     reads = {urn.rsplit("::", 1)[1] for urn, op in steps.items() if op == "read"}
-    assert reads == {"gpu-platform-monitoring-prometheusrules-crd", "gpu-platform-monitoring-namespace"}
+    assert reads == {"gpu-platform-monitoring-prometheusrules-crd", "gpu-platform-monitoring-namespace",
+                     "gpu-platform-nodes-proj-k8sw04-live"}
     creates = {urn for urn, op in steps.items() if op == "create"}
     assert len(creates) + len(reads) == len(steps), steps
     offline = offline_plan(tmp_path, lab)

@@ -24,7 +24,7 @@ from .chart_values import GpuOperatorValues
 from .cluster import ClusterConfig
 from .driver import release_problems
 from .gpu_nodes import GpuNodeConfig
-from .gpu_operator import GpuOperatorConfig, build_chart_values
+from .gpu_operator import GpuOperatorConfig, build_chart_values, node_matches
 from .gpus import PRODUCTS
 from .monitoring import MonitoringConfig, monitoring_problems
 from .runtime_presets import refused_env
@@ -148,10 +148,28 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class CompiledConfig:
-    """A validated stack config and everything derived from it, ready for the components."""
+    """A validated stack config and everything derived from it, ready for the components.
+
+    `warnings`: what is allowed but risky, said at every preview and up (`pulumi.log.warn`)."""
 
     stack: StackConfig
     values: GpuOperatorValues
+    warnings: tuple[str, ...] = ()
+
+
+def config_warnings(stack: StackConfig) -> list[str]:
+    """Settings that are valid but that a lab should know the cost of."""
+    warnings: list[str] = []
+    selector = stack.gpu_operator.operator.node_selector
+    gpu_nodes = [node.name for node in stack.nodes if node_matches(selector, node)] if selector else []
+    if gpu_nodes:
+        warnings.append(
+            f"{NAMESPACE}:gpuOperator.operator.nodeSelector pins the operator, and with it the chart's CRD-upgrade "
+            f"and clean-up hook Jobs, to the GPU node(s) {', '.join(gpu_nodes)}. While they are down, or cordoned "
+            "(each driver upgrade cordons them), a Helm upgrade or uninstall waits for those Jobs until "
+            "chart.timeoutSeconds and fails (docs/runbook.md, \"A down GPU node\"). Without the pin the operator "
+            "runs on a node that is not a tainted GPU worker.")
+    return warnings
 
 
 def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) -> CompiledConfig:
@@ -180,7 +198,7 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) ->
                          "newer, or turn off the setting that needs it"))
     if problems:
         raise ConfigError(problems)
-    return CompiledConfig(stack=stack, values=values)
+    return CompiledConfig(stack=stack, values=values, warnings=tuple(config_warnings(stack)))
 
 
 def _format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
@@ -332,6 +350,8 @@ def load_stack_config() -> LoadedConfig:
         compiled = compile_config(raw, secret_keys=secrets)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
+    for warning in compiled.warnings:
+        pulumi.log.warn(warning)
     password = (pulumi.Config(NAMESPACE).require_secret("registryPassword")
                 if compiled.stack.gpu_operator.registry is not None else None)
     return LoadedConfig(compiled=compiled, registry_password=password)

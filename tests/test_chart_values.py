@@ -72,6 +72,7 @@ def maximal_configs(tag: str) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
         "gpuOperator.devicePlugin.extraEnv": [{"name": "PASS_DEVICE_SPECS", "value": "true"}],
         "gpuOperator.operator.tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu",
                                               "effect": "NoSchedule"}],
+        "gpuOperator.operator.nodeSelector": {"gpu": "true"},
         "gpuOperator.mig": {"strategy": "mixed"},
         "gpuOperator.migManager.enabled": True,
         "gpuOperator.devicePlugin.sharing.profiles.ts-8": {"timeSlicing": {"replicas": 8}},
@@ -148,14 +149,14 @@ def test_the_lab_values_are_exactly_what_the_lab_needs():
     assert values["migManager"] == {"enabled": False}
     assert values["gfd"] == {"enabled": True}
     assert values["dcgmExporter"]["serviceMonitor"]["additionalLabels"] == {"release": "kube-prometheus-stack"}
-    # the operator is pinned to gpu=true nodes, which carry the GPU taint: it must tolerate it
-    assert values["operator"]["nodeSelector"] == {"gpu": "true"}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["operator"]["tolerations"]
+    # the operator is not pinned to the GPU worker (Pulumi.lab.yaml says why): the chart's placement and tolerations
+    assert "nodeSelector" not in values["operator"] and "tolerations" not in values["operator"]
     assert "daemonsets" not in values  # the default taint key is tolerated by every operand already
 
 
 def test_a_custom_taint_key_is_tolerated_by_operands_and_nfd():
-    values = compiled(lab_with(**{"nodes[0].taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}))
+    values = compiled(lab_with(**{"nodes[0].taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}],
+                                  "gpuOperator.operator.nodeSelector": {"gpu": "true"}}))
     dumped = values.values.to_helm_values()
     dedicated = {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}
     assert dedicated in dumped["daemonsets"]["tolerations"]

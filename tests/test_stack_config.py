@@ -415,3 +415,11 @@ def test_max_unavailable_must_let_some_node_upgrade(value, message):
 def test_max_unavailable_accepts_counts_and_percentages(value):
     stack = compiled(lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": value})).stack
     assert stack.gpu_operator.driver.upgrade_policy.max_unavailable == value
+
+
+def test_an_operator_pinned_to_the_gpu_nodes_is_warned_about_with_the_reason():
+    config = compiled(lab_with(**{"gpuOperator.operator.nodeSelector": {"gpu": "true"}}))
+    [warning] = config.warnings
+    assert warning.startswith("gpu-platform:gpuOperator.operator.nodeSelector pins the operator, and with it the "
+                              "chart's CRD-upgrade and clean-up hook Jobs, to the GPU node(s) proj-k8sw04.")
+    assert compiled().warnings == ()

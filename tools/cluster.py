@@ -8,9 +8,10 @@ kwok on loopback, with certificates made per run, shaped like the lab's RKE2 clu
 Admission is the API server's own, configured as RKE2's CIS profile configures it: Pod Security `restricted`
 by default in every namespace but kube-system, cis-operator-system and tigera-operator, plus NodeRestriction,
 ResourceQuota, LimitRanger, ServiceAccount and the rest of the default plugins, with RBAC and Node authorization.
-No kubelet runs: kwok keeps the nodes' leases and status, and walks the pods scheduled to them through their
-lifecycle (Running and Ready; Succeeded for Job pods), so Deployments become available and hook Jobs complete,
-while no container ever runs. What that means for each test is in docs/real-tier.md.
+No kubelet runs: one kwok per node keeps its lease and status, and walks the pods scheduled to it through
+their lifecycle (Running and Ready; Succeeded for Job pods), so Deployments become available and hook Jobs
+complete, while no container ever runs; stopping a node's kwok takes the node down. What that means for each
+test is in docs/real-tier.md.
 
 The nodes: `proj-k8sm01` (an RKE2 server: control-plane, etcd, master) and `proj-k8sw04` (the GPU worker,
 advertising `nvidia.com/gpu`), with the labels RKE2 puts on its nodes. The prometheus-operator CRDs come from
@@ -40,7 +41,6 @@ SERVICE_CIDR = "10.43.0.0/16"  # RKE2's default service range
 CLUSTER_NAME = "lab-local"
 SERVER_NODE = "proj-k8sm01"
 GPU_NODE = "proj-k8sw04"
-KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 # Pod Security as RKE2's CIS profile configures it (rke2-pss.yaml): restricted unless a namespace says otherwise.
 PSA_EXEMPT_NAMESPACES = ("kube-system", "cis-operator-system", "tigera-operator")
 
@@ -288,13 +288,32 @@ class LocalCluster:
             f"--authorization-kubeconfig={self.dir / 'scheduler.kubeconfig'}",
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}", "--v=1",
         ])
+        for node in (SERVER_NODE, GPU_NODE):
+            self.node_up(node)
+
+    # simulated kubelets: one kwok per node, so that one node can go down ----------------------------------
+    def node_up(self, name: str) -> None:
+        """Start the node's kwok: its lease is renewed and its pods are walked through their lifecycle."""
         stages = self.bin.parent / "share" / "kwok-stages.yaml"
-        self._spawn("kwok", [
+        self._spawn(f"kwok-{name}", [
             "kwok", f"--kubeconfig={self.dir / 'kwok.kubeconfig'}", f"--config={stages}",
-            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
-            f"--server-address=127.0.0.1:{free_port()}", "--node-lease-duration-seconds=40",
-            "--node-ip=127.0.0.1",
+            f"--manage-single-node={name}", f"--server-address=127.0.0.1:{free_port()}",
+            "--node-lease-duration-seconds=40", "--node-ip=127.0.0.1",
         ])
+
+    def node_down(self, name: str, timeout: float = 20) -> None:
+        """Stop the node's kwok, as if its kubelet died: no more lease renewals, its pods stay as they are. The
+        node controller marks it NotReady after its grace period (50 s) and taints it unreachable."""
+        proc = self._processes.pop(f"kwok-{name}")
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        if self.state is not None:
+            self.state.pids.pop(f"kwok-{name}", None)
+        self._save()
 
     # the lab's shape ----------------------------------------------------------------------------------------
     def _bootstrap(self, deadline: float) -> None:
@@ -303,7 +322,7 @@ class LocalCluster:
               lambda: self._all_running() or kube.exists("rbac.authorization.k8s.io/v1", "ClusterRole", "admin"))
         for node in lab_nodes():
             kube.create(node)
-        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        for name in ("kube-controller-manager", "kube-scheduler", f"kwok-{SERVER_NODE}", f"kwok-{GPU_NODE}"):
             self._check_running(name)
         crds = sorted((self.upstream / "prometheus-operator").glob("*.yaml"))
         if not crds:
@@ -360,7 +379,7 @@ def lab_nodes() -> list[dict]:
                 "node.kubernetes.io/instance-type": "rke2"}
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": {**base, **labels},
-                             "annotations": {KWOK_ANNOTATION: "fake", "rke2.io/hostname": name}},
+                             "annotations": {"rke2.io/hostname": name}},
                 "status": {"capacity": capacity, "allocatable": capacity,
                            "nodeInfo": {"kubeletVersion": "v1.34.4+rke2r1", "containerRuntimeVersion":
                                         "containerd://2.1.5-k3s1", "osImage": "Ubuntu 24.04.3 LTS",

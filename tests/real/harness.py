@@ -58,11 +58,11 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
 
 # --- an operator rollout that cannot finish ------------------------------------------------------------------
 
-def _filler_pod(cpu: str) -> dict[str, Any]:
+def _filler_pod(cpu: str, node: str) -> dict[str, Any]:
     """A pod that takes the GPU node's spare CPU, so that a new operator pod cannot be scheduled there. The
     operator runs at system-node-critical, so the filler does too (else the scheduler preempts it)."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-filler", "namespace": "kube-system"},
-            "spec": {"nodeName": "proj-k8sw04", "priorityClassName": "system-node-critical",
+            "spec": {"nodeName": node, "priorityClassName": "system-node-critical",
                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                          "seccompProfile": {"type": "RuntimeDefault"}},
@@ -74,14 +74,17 @@ def _filler_pod(cpu: str) -> dict[str, Any]:
 
 @contextmanager
 def operator_cannot_roll(kube) -> Iterator[None]:
-    """While inside, a new operator pod cannot be scheduled (the GPU node's spare CPU is taken), so a Helm
-    upgrade that changes the operator's pod template waits for it until its timeout. Hook Jobs still run."""
-    node = kube.get("v1", "Node", "proj-k8sw04")
+    """While inside, a new operator pod cannot be scheduled (the spare CPU of the only node it may run on is
+    taken), so a Helm upgrade that changes the operator's pod template waits for it until its timeout. Hook Jobs,
+    which request no CPU, still run."""
+    [operator] = kube.list("v1", "Pod", "gpu-operator", selector="app=gpu-operator")
+    name = operator["spec"]["nodeName"]
+    node = kube.get("v1", "Node", name)
     used = sum(_millicores(c.get("resources", {}).get("requests", {}).get("cpu", "0"))
-               for p in kube.list("v1", "Pod") if p["spec"].get("nodeName") == "proj-k8sw04"
+               for p in kube.list("v1", "Pod") if p["spec"].get("nodeName") == name
                for c in p["spec"]["containers"])
     spare = _millicores(node["status"]["allocatable"]["cpu"]) - used
-    kube.create(_filler_pod(f"{spare - 50}m"))
+    kube.create(_filler_pod(f"{spare - 50}m", name))
     try:
         yield
     finally:

@@ -64,27 +64,41 @@ def recover(lab: Stack, cluster: LocalCluster, helm: Path, release: str = "gpu-o
     # 1. A stack lock left behind: `pulumi cancel` removes it (a file backend keeps it as a lock file).
     assert lab.pulumi("cancel", "--yes").returncode == 0
     # 2. Pending operations: export, drop pending creates (their objects may exist unrecorded), import.
-    exported = lab.pulumi("stack", "export")
-    state = json.loads(exported.stdout)
+    state = json.loads(lab.pulumi("stack", "export").stdout)
     pending = state["deployment"].get("pending_operations") or []
     state["deployment"]["pending_operations"] = [op for op in pending if op["type"] != "creating"]
     state_file = lab.folder / "stack.json"
     state_file.write_text(json.dumps(state))
     assert lab.pulumi("stack", "import", "--file", str(state_file)).returncode == 0
-    # 3. Helm's release: if its last revision is not deployed, roll back to the last one that is.
+    # 3. A release left pending-install/-upgrade/-rollback: back its record up and delete it, so that Helm's
+    #    last deployed revision is the current one again (no object is touched).
     history = json.loads(subprocess.run(
         [str(helm), f"--kubeconfig={cluster.kubeconfig}", "history", release, "-n", namespace, "-o", "json"],
         capture_output=True, text=True, check=True).stdout)
-    if history[-1]["status"] != "deployed":
-        deployed = [entry["revision"] for entry in history if entry["status"] in ("deployed", "superseded")]
-        subprocess.run([str(helm), f"--kubeconfig={cluster.kubeconfig}", "rollback", release, str(deployed[-1]),
-                        "-n", namespace, "--wait"], capture_output=True, text=True, check=True)
-    # 4. The update again, from what the cluster really has.
-    result = lab.up("--refresh")
+    if history[-1]["status"].startswith("pending-"):
+        record = f"sh.helm.release.v1.{release}.v{history[-1]['revision']}"
+        backup = cluster.kubectl("get", "secret", record, "-n", namespace, "-o", "yaml")
+        (lab.folder / f"{record}.yaml").write_text(backup.stdout)
+        cluster.kubectl("delete", "secret", record, "-n", namespace)
+    # 4. `pulumi up`, without a refresh: the stack still holds the last applied values, so the upgrade runs again.
+    result = lab.up()
     assert result.returncode == 0, result.output
 
 
-def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_would_make_look_done(
+def force_upgrade(lab: Stack) -> None:
+    """The runbook's way back when the stack already believes the upgrade happened (after a refresh or a
+    `helm rollback`): one upgrade with Helm's --force applies the config again."""
+    assert lab.set("gpuOperator.chart.forceUpdate", True).up().returncode == 0
+    assert lab.set("gpuOperator.chart.forceUpdate", False).up().returncode == 0
+
+
+def extra_toleration_deployed(kube: Kube) -> bool:
+    release = helm_release(kube)
+    tolerations = release["record"]["config"].get("operator", {}).get("tolerations", [])
+    return release["labels"]["status"] == "deployed" and EXTRA_TOLERATION[0] in tolerations
+
+
+def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_or_a_rollback_would_hide(
         lab: Stack, kube: Kube, cluster: LocalCluster, toolchain_bin: Path) -> None:
     lab.set("gpuOperator.chart.timeoutSeconds", 300)
     assert lab.up().returncode == 0
@@ -94,16 +108,21 @@ def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_would_ma
         assert interrupted.returncode != 0
         assert "^C received; cancelling" in interrupted.output and "context canceled" in interrupted.output
         assert helm_release(kube)["labels"]["status"] == "failed"
-    # The pitfall: a refresh reads the failed revision's values into the state, so the next up has nothing to
-    # do and Helm's release stays failed (a plain up, without the refresh, would retry the upgrade).
+    # Pitfall 1: a refresh reads the failed revision's values into the state, so the next up has nothing to do
+    # and Helm's release stays failed (a plain up, without the refresh, would retry the upgrade).
     assert lab.pulumi("refresh", "--yes", "--non-interactive", "--skip-preview").returncode == 0
     again = lab.up()
-    assert again.returncode == 0 and "~ 1 to update" not in again.output
+    assert again.returncode == 0 and "1 updated" not in again.output
     assert helm_release(kube)["labels"]["status"] == "failed"
-    recover(lab, cluster, toolchain_bin / "helm")
-    final = helm_release(kube)
-    assert final["labels"]["status"] == "deployed"
-    assert final["record"]["config"]["operator"]["tolerations"][1] == EXTRA_TOLERATION[0]
+    # Pitfall 2: Helm's rollback makes the release deployed, with the old values, and the stack does not notice.
+    subprocess.run([str(toolchain_bin / "helm"), f"--kubeconfig={cluster.kubeconfig}", "rollback", "gpu-operator",
+                    "1", "-n", "gpu-operator", "--wait"], capture_output=True, check=True)
+    assert lab.up("--refresh").returncode == 0
+    release = helm_release(kube)
+    assert release["labels"]["status"] == "deployed" and not extra_toleration_deployed(kube)
+    assert lab.preview("--refresh", "--expect-no-changes").returncode == 0  # the drift is invisible
+    force_upgrade(lab)
+    assert extra_toleration_deployed(kube)
     assert lab.preview("--expect-no-changes").returncode == 0
 
 
@@ -126,7 +145,5 @@ def test_a_killed_run_leaves_a_locked_stack_and_a_pending_release_that_the_runbo
     assert pending.returncode != 0
     assert "another operation (install/upgrade/rollback) is in progress" in pending.output, pending.output
     recover(lab, cluster, toolchain_bin / "helm")
-    final = helm_release(kube)
-    assert final["labels"]["status"] == "deployed"
-    assert final["record"]["config"]["operator"]["tolerations"][1] == EXTRA_TOLERATION[0]
+    assert extra_toleration_deployed(kube)
     assert lab.preview("--expect-no-changes").returncode == 0

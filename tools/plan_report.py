@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 import yaml
 
 from tools.mockrun import SECRET_PLACEHOLDER, UNKNOWN, is_secret
-from tools.plan import HELM_RELEASE, Plan, describe, is_manifest, namespace_of
+from tools.plan_model import HELM_RELEASE, Plan, describe, is_manifest, namespace_of
 
 EXEMPTION_POLICY = "pod-security-exemptions"
 SCHEMA_RULE = "kubernetes-schema"

@@ -6,6 +6,7 @@ the mock engine; exit codes and reports are what CI and code scanning see.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,10 @@ def test_the_lab_plan_lists_every_resource_by_type_and_namespace(lab_json, lab_t
     assert "  gpu-operator\n" in lab_text.stdout and "    Node proj-k8sw04\n" in lab_text.stdout
     assert lab_json["violations"] == [] and lab_json["exitCode"] == 0
     assert all(s["findings"] == [] for s in lab_json["schemas"])
-    assert len(lab_json["schemas"]) == len([r for r in custom if r["type"] != "kubernetes:helm.sh/v3:Release"])
+    checked = {s["urn"] for s in lab_json["schemas"]}
+    unchecked = [r["urn"] for r in custom if r["type"] != "kubernetes:helm.sh/v3:Release" and r["urn"] not in checked]
+    assert unchecked == [], (f"manifests without a schema check: {unchecked}; "
+                             f"the plan says: {lab_json['unchecked'] + lab_json['schemaNotes']}")
 
 
 def test_an_unsafe_program_exits_1_and_names_both_problems(unsafe_json):
@@ -148,3 +152,152 @@ def test_junit_output_parses_and_fails_the_right_cases():
     assert ("pod-security-standards", "Deployment ml/trainer") in failed
     assert ("gpu-operator-driver-pinned", "helm release gpu-operator (gpu-operator v26.7.0)") in failed
     assert all(int(s.get("tests")) == len(s.findall("testcase")) for s in suites)
+
+
+# --- writing reports -----------------------------------------------------------------------------------------
+
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
+    """Not a traceback with exit 1 (the code of a policy violation): the user's mistake, named, before the run."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    cases = {
+        ("--output", str(tmp_path / "missing" / "plan.sarif")): f"the folder {tmp_path / 'missing'} does not exist",
+        ("--output", str(tmp_path)): "is a folder; --output takes the report's file name",
+        ("--out", str(a_file)): "is a file; --out takes a folder",
+        ("--out", str(a_file / "manifests")): f"{a_file} is a file, not a folder",
+    }
+    for option, expected in cases.items():
+        result = plan("--stack", "lab", "--no-policies", *option)
+        assert result.returncode == 2, (option, result.stderr)
+        assert result.stderr.startswith("plan: ") and result.stderr.count("\n") == 1, (option, result.stderr)
+        assert expected in result.stderr and "Traceback" not in result.stderr, (option, result.stderr)
+        assert result.stdout == ""
+
+
+def stack_line(path: Path, text: str) -> int:
+    [line] = [n for n, content in enumerate(path.read_text().splitlines(), 1) if text in content]
+    return line
+
+
+def test_an_invalid_config_still_writes_a_sarif_with_each_problem_at_its_key(tmp_path, sarif_schema):
+    """The workflow uploads the SARIF whatever the exit code: a config error must be in it, on the key's line."""
+    raw = mutate(mutate(lab_raw(), "nodes[0].gpu", "NVIDIA-RTX-A9999"), "nodes[0].name", "Bad_Name")
+    program = broken_program(tmp_path, raw)
+    output = tmp_path / "plan.sarif"
+    result = plan("--stack", "broken", "--program-dir", str(program), "--format", "sarif", "--output", str(output))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("plan: invalid stack config (2 problems)")
+    document = json.loads(output.read_text())
+    jsonschema.Draft4Validator(sarif_schema).validate(document)
+    stack = program / "Pulumi.broken.yaml"
+    found = {}
+    for entry in document["runs"][0]["results"]:
+        [location] = entry["locations"]
+        assert entry["ruleId"] == "stack-config" and entry["level"] == "error"
+        key = location["logicalLocations"][0]["fullyQualifiedName"]
+        found[key] = (location["physicalLocation"]["artifactLocation"]["uri"],
+                      location["physicalLocation"]["region"]["startLine"])
+        assert entry["message"]["text"].startswith(key + ": ")
+    # tmp_path is in no git checkout: paths are relative to the program folder
+    assert found == {"gpu-platform:nodes[0].gpu": ("Pulumi.broken.yaml", stack_line(stack, "gpu: NVIDIA-RTX-A9999")),
+                     "gpu-platform:nodes[0].name": ("Pulumi.broken.yaml", stack_line(stack, "name: Bad_Name"))}
+
+
+def test_an_invalid_config_in_json_lists_each_problem_with_its_line(tmp_path):
+    program = broken_program(tmp_path, mutate(lab_raw(), "gpuOperator.driver.version", "525.85.05"))
+    result = plan("--stack", "broken", "--program-dir", str(program), "--format", "json", "--no-policies")
+    assert result.returncode == 2
+    document = json.loads(result.stdout)
+    [problem] = document["problems"]
+    assert document["exitCode"] == 2 and document["error"].startswith("invalid stack config (1 problem)")
+    assert problem["location"]["key"] == "gpu-platform:gpuOperator.driver.version"
+    assert problem["location"]["line"] == stack_line(program / "Pulumi.broken.yaml", "version: 525.85.05")
+
+
+# --- review annotations on the right line ------------------------------------------------------------------------
+
+def test_a_violation_points_at_the_program_line_that_declared_the_resource(unsafe_json):
+    _, report = unsafe_json
+    main = UNSAFE / "__main__.py"
+    expected = {"pod-security-standards": stack_line(main, "k8s.apps.v1.Deployment("),
+                "gpu-operator-driver-pinned": stack_line(main, "k8s.helm.v3.Release(")}
+    for verdict in report["violations"]:
+        assert verdict["declaredAt"] == {"file": "tests/fixtures/unsafe-program/__main__.py",
+                                         "line": expected[verdict["policy"]]}, verdict
+        assert verdict["configKey"] is None  # neither value comes from the stack's config
+    by_urn = {r["urn"]: r for r in report["resources"]}
+    assert all(by_urn[v["urn"]]["declaredAt"] == v["declaredAt"] for v in report["violations"])
+
+
+def test_sarif_results_sit_on_the_declaring_line_relative_to_the_repository():
+    result = plan("--stack", "test", "--program-dir", str(UNSAFE), "--format", "sarif")
+    lines = {(r["ruleId"], loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]["startLine"])
+             for r in json.loads(result.stdout)["runs"][0]["results"] for loc in r["locations"]}
+    main = UNSAFE / "__main__.py"
+    assert lines == {("pod-security-standards", "tests/fixtures/unsafe-program/__main__.py",
+                      stack_line(main, "k8s.apps.v1.Deployment(")),
+                     ("gpu-operator-driver-pinned", "tests/fixtures/unsafe-program/__main__.py",
+                      stack_line(main, "k8s.helm.v3.Release("))}
+
+
+def test_a_violation_of_a_config_value_points_at_its_stack_file_key_then_the_component(tmp_path):
+    """A pack config that no longer allows the lab's driver: the reviewer sees it on `version: 580.173.02`."""
+    config = tmp_path / "pack.json"
+    config.write_text(json.dumps({"gpu-operator-driver-pinned": {"allowedDriverVersions": ["595.91.07"]}}))
+    result = plan("--stack", "lab", "--policy-pack-config", str(config), "--format", "sarif")
+    assert result.returncode == 1, result.stderr
+    [entry] = [r for r in json.loads(result.stdout)["runs"][0]["results"] if r["ruleId"] == "gpu-operator-driver-pinned"]
+    [key, component] = [(loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]["startLine"])
+                        for loc in entry["locations"]]
+    assert key == ("Pulumi.lab.yaml", stack_line(ROOT / "Pulumi.lab.yaml", "version: 580.173.02"))
+    assert entry["locations"][0]["logicalLocations"][-1]["fullyQualifiedName"] == "gpu-platform:gpuOperator.driver.version"
+    assert component[0] == "components/gpu_operator.py"
+    declaring = (ROOT / component[0]).read_text().splitlines()[component[1] - 1]
+    assert "Release(" in declaring, declaring
+
+
+# --- set-up and upstream data -------------------------------------------------------------------------------------
+
+def test_a_venv_without_the_plans_packages_gets_one_line_naming_them_and_the_setup_command():
+    """A venv built from requirements.txt alone (what `pulumi install` builds) lacks the schema checker."""
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in ("jsonschema", "kubernetes_validate"))
+    code = (f"import runpy, sys; {blocked}; sys.argv = ['tools.plan', '--stack', 'lab']; "
+            "runpy.run_module('tools.plan', run_name='__main__', alter_sys=True)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "lacks jsonschema, kubernetes-validate" in result.stderr and "python3 dev.py setup" in result.stderr
+
+
+def test_without_upstream_crds_the_plan_is_incomplete_and_names_the_setting_and_the_folder(tmp_path):
+    """Exit 2, never 0, when CRD-backed manifests could not be checked; the note names the fix that applies."""
+    wrong = tmp_path / "not-upstream"
+    wrong.mkdir()
+    result = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "lab", "--no-policies"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "GPU_PLATFORM_UPSTREAM": str(wrong)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "INCOMPLETE PrometheusRule monitoring/" in result.stdout
+    assert result.stdout.rstrip().endswith("Result: INCOMPLETE (exit 2)")
+    assert (f"not checked, no CRD schemas: {wrong} has no gpu-operator/ folder "
+            f"(from GPU_PLATFORM_UPSTREAM={wrong}); set GPU_PLATFORM_UPSTREAM to the folder") in result.stderr
+
+
+def test_the_default_upstream_folder_is_named_when_the_setting_is_unset(monkeypatch, tmp_path):
+    import tools.upstream
+    from tools.plan import crd_source
+
+    monkeypatch.delenv("GPU_PLATFORM_UPSTREAM", raising=False)
+    monkeypatch.setattr(tools.upstream, "ROOT", tmp_path / "project")
+    files, missing = crd_source("v26.7.0")
+    assert files == []
+    assert missing.startswith(f"no CRD schemas: {tmp_path / 'shared' / 'upstream'} has no gpu-operator/ folder "
+                              "(from the default ../shared/upstream beside the project (GPU_PLATFORM_UPSTREAM is not set))")
+
+
+def test_a_chart_release_without_crds_upstream_is_incomplete(monkeypatch, upstream):
+    from tools.plan import crd_source
+
+    monkeypatch.setenv("GPU_PLATFORM_UPSTREAM", str(upstream))
+    files, missing = crd_source("v99.1.0")
+    assert missing.startswith(f"no CRD schemas of gpu-operator v99.1.0 (or its minor release) in {upstream / 'gpu-operator'}")

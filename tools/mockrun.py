@@ -84,6 +84,9 @@ class Registration:
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     provider: str = ""
+    # Where the program declared it, as the SDK reports it to the engine (RegisterResourceRequest's
+    # stackTrace, innermost first): (absolute file, line) pairs, SDK-internal frames without a file left out.
+    frames: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -130,7 +133,7 @@ class Recorder:
                         urn=response.urn, type=request.type, name=request.name, custom=request.custom,
                         parent=request.parent, inputs=_plain(rpc.deserialize_properties(request.object, True)),
                         protect=request.protect, dependencies=list(request.dependencies),
-                        provider=request.provider)
+                        provider=request.provider, frames=_frames(request))
                     recorder.resources.append(registration)
                     if on_register is not None:
                         on_register(registration)
@@ -215,6 +218,20 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _frames(request: Any) -> tuple[tuple[str, int], ...]:
+    """The declaring call stack the SDK sends with a registration (`sourcePosition` is its first frame)."""
+    from urllib.parse import unquote, urlparse
+
+    frames = []
+    for frame in request.stackTrace.frames:
+        uri = frame.pc.uri
+        if uri.startswith("file:"):
+            frames.append((unquote(urlparse(uri).path), frame.pc.line))
+    if not frames and request.sourcePosition.uri.startswith("file:"):
+        frames.append((unquote(urlparse(request.sourcePosition.uri).path), request.sourcePosition.line))
+    return tuple(frames)
 
 
 def is_secret(value: Any) -> bool:

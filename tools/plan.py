@@ -10,7 +10,10 @@
 4. sends every resource to the pack over the analyzer gRPC protocol (Configure with the stack's
    policy-pack config, Analyze each resource, AnalyzeStack once) and reports.
 
-Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error.
+Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error, a report
+that cannot be written, or an incomplete plan (a custom resource left unchecked: its CRD is missing from the
+upstream data folder). With --format json|sarif|junit a config or program error is reported in that format
+too, each problem at its key's line in the stack file.
 """
 from __future__ import annotations
 
@@ -24,15 +27,33 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools import plan_report
-from tools.plan_model import HELM_RELEASE, Plan, SchemaResult, Verdict, describe, is_manifest
+from tools.plan_model import HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Verdict, describe, is_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KUBERNETES_VERSION = "1.34"
 
 
 class PlanError(Exception):
-    """A config or program error: reported with its message (no traceback), exit code 2."""
+    """A config or program error: reported with its message (no traceback), exit code 2.
+
+    `problems` are its parts with where each is (a config key's line in the stack file, a program line), for
+    the machine-readable reports; empty when there is nothing more precise than the message."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+# What the plan imports beyond the program's own requirements.txt (module -> the pip name, pinned in
+# requirements-dev.txt). Checked before anything else, so a venv without them gets one line, not a traceback.
+PLAN_NEEDS = {"yaml": "PyYAML", "pulumi": "pulumi", "grpc": "grpcio", "jsonschema": "jsonschema",
+              "referencing": "referencing", "kubernetes_validate": "kubernetes-validate"}
+
+
+def missing_modules() -> list[str]:
+    import importlib.util
+
+    return [package for module, package in PLAN_NEEDS.items() if importlib.util.find_spec(module) is None]
 
 
 # --- the steps --------------------------------------------------------------------------------------------
@@ -131,27 +152,51 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
     from tools.mockrun import StackFileError, read_stack_file
     from tools.mockrun import run_program as run
 
+    stack_path = program_dir / f"Pulumi.{stack}.yaml"
     try:
         stack_file = read_stack_file(program_dir, stack)
     except StackFileError as error:
-        raise PlanError(str(error)) from None
+        raise PlanError(str(error), [Problem(str(error), Location(stack_path, 1))]) from None
     try:
         return stack_file, run(program_dir, stack_file, on_register=on_register)
     except pulumi.RunError as error:
-        raise PlanError(str(error)) from None
+        raise PlanError(str(error), config_problems(error, stack_path, stack_file.project)) from None
     except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
-        where = _program_frame(error, program_dir)
-        raise PlanError(f"the program failed: {type(error).__name__}: {error}{where}") from None
+        frame = _program_frame(error, program_dir)
+        where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
+        message = f"the program failed: {type(error).__name__}: {error}{where}"
+        raise PlanError(message, [Problem(message, frame or Location(stack_path, 1))]) from None
 
 
-def _program_frame(error: BaseException, program_dir: Path) -> str:
+def config_problems(error: BaseException, stack_path: Path, project: str) -> list[Problem]:
+    """Each problem of a config error at its key's line in the stack file.
+
+    The program's config error (components/stack_config.py's ConfigError, the context of the RunError it
+    raises) lists (key path, message) pairs; an error without them is one problem at the stack file's
+    `config:` line."""
+    from tools.plan_locations import StackFileLines
+
+    lines = StackFileLines(stack_path, project)
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
+        cause = cause.__context__
+    if cause is None:
+        return [Problem(str(error), lines.location(""))]
+    problems = []
+    for path, message in cause.problems:  # type: ignore[attr-defined]
+        key = str(path)
+        problems.append(Problem(f"{key}: {message}" if key else str(message), lines.location(key)))
+    return problems
+
+
+def _program_frame(error: BaseException, program_dir: Path) -> Location | None:
     import traceback
 
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if str(program_dir) in f.filename]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if str(program_dir) in f.filename
+              and "site-packages" not in f.filename]
     if not frames:
-        return ""
-    frame = frames[-1]
-    return f" (at {Path(frame.filename).relative_to(program_dir)}:{frame.lineno})"
+        return None
+    return Location(Path(frames[-1].filename), frames[-1].lineno or 1)
 
 
 def kubernetes_version_of(stack_file: Any, override: str | None) -> str:
@@ -166,14 +211,13 @@ def kubernetes_version_of(stack_file: Any, override: str | None) -> str:
 
 def check_schemas(plan: Plan) -> None:
     from tools.k8s_schema import CrdSchemas, SchemaNotFound, upstream_crd_files, validate
-    from tools.upstream import ENV_VAR, upstream_dir
+    from tools.plan_locations import declared_at
 
     charts = [r.inputs.get("version") for r in plan.resources
               if r.type == HELM_RELEASE and r.inputs.get("chart") == "gpu-operator"]
-    crds = None
-    upstream = upstream_dir()
-    if upstream.is_dir():
-        crds = CrdSchemas(upstream_crd_files(upstream, str(charts[0]) if charts else "v26.7.0"))
+    chart = str(charts[0]) if charts else "v26.7.0"
+    crd_files, missing = crd_source(chart)
+    crds = CrdSchemas(crd_files) if crd_files else None
     manifests = [r for r in plan.resources if is_manifest(r)]
     for resource in manifests:
         manifest = _unwrap_secrets(resource.inputs)
@@ -185,14 +229,44 @@ def check_schemas(plan: Plan) -> None:
         except SchemaNotFound as error:
             if not custom_group:
                 findings = [str(error)]
+            elif missing and group in UPSTREAM_CRD_GROUPS:
+                # The upstream data should have had its CRD: the check did not run, so the plan is incomplete.
+                plan.unchecked.append(f"{describe(resource)}: not checked, {missing}")
+                continue
             else:
-                plan.schema_notes.append(f"{describe(resource)}: not checked, {error}"
-                                         + ("" if crds else f" (no CRD schemas: set {ENV_VAR})"))
+                plan.schema_notes.append(f"{describe(resource)}: not checked, {error} "
+                                         f"(the upstream data folder has CRDs of {', '.join(UPSTREAM_CRD_GROUPS)})")
                 continue
         schema = (f"CRD {api_version}/{kind}" if crds is not None and crds.knows(api_version, kind)
                   else f"Kubernetes {plan.kubernetes_version} OpenAPI")
         plan.schema_results.append(SchemaResult(resource.urn, describe(resource), schema,
-                                                [str(f) for f in findings]))
+                                                [str(f) for f in findings],
+                                                declared_at(resource.frames, plan.program_dir)))
+
+
+# The custom resource groups whose CRDs the upstream data folder holds (tools/k8s_schema.upstream_crd_files).
+UPSTREAM_CRD_GROUPS = ("nvidia.com", "monitoring.coreos.com")
+
+
+def crd_source(chart: str) -> tuple[list[Path], str]:
+    """The CRD files for `chart`, and what is missing (empty when nothing is): which setting was used, where
+    it looked, and the fix."""
+    from tools.k8s_schema import upstream_crd_files
+    from tools.upstream import ENV_VAR, upstream_dir
+
+    upstream = upstream_dir()
+    source = (f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR)
+              else f"the default ../shared/upstream beside the project ({ENV_VAR} is not set)")
+    fix = f"set {ENV_VAR} to the folder that holds gpu-operator/<tag>/crds/ and prometheus-operator/"
+    if not (upstream / "gpu-operator").is_dir():
+        return [], f"no CRD schemas: {upstream} has no gpu-operator/ folder (from {source}); {fix}"
+    files = upstream_crd_files(upstream, chart)
+    if not any(f.parent.name == "crds" for f in files):
+        return files, (f"no CRD schemas of gpu-operator {chart} (or its minor release) in {upstream / 'gpu-operator'} "
+                       f"(from {source}); {fix}")
+    if not any(f.parent.name == "prometheus-operator" for f in files):
+        return files, f"no prometheus-operator CRDs in {upstream} (from {source}); {fix}"
+    return files, ""
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -207,20 +281,27 @@ def _unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def record_verdicts(plan: Plan, stream: PolicyStream) -> None:
+def record_verdicts(plan: Plan, stream: PolicyStream, project: str) -> None:
+    from tools.plan_locations import StackFileLines, config_source, declared_at
+
     info, diagnostics = stream.finish(plan.resources)
     plan.pack = info.name
     plan.policies = list(info.policies)
     by_urn = {r.urn: r for r in plan.resources}
+    leaves = StackFileLines(plan.stack_file, project).leaves() if diagnostics else []
     for diagnostic, urn in diagnostics:
         resource = by_urn.get(urn)
         plan.verdicts.append(Verdict(
             policy=diagnostic.policy_name, level=diagnostic.enforcement_level, severity=diagnostic.severity,
-            urn=urn, resource=describe(resource) if resource else (urn or "the stack"), message=diagnostic.detail))
+            urn=urn, resource=describe(resource) if resource else (urn or "the stack"), message=diagnostic.detail,
+            declared_at=declared_at(resource.frames, plan.program_dir) if resource else None,
+            config_key=config_source(diagnostic.detail, resource.inputs, leaves) if resource else None))
 
 
 def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_config: Path | None,
               kubernetes_version: str | None = None) -> Plan:
+    from tools.plan_locations import repository_root
+
     started = time.perf_counter()
     config = None
     config_path = policy_config or (ROOT / "policies" / "config" / f"{stack}.json")
@@ -239,13 +320,14 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
         plan = Plan(stack=stack, program_dir=program_dir, stack_file=program_dir / f"Pulumi.{stack}.yaml",
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
-                    policy_config=_relative(config_path) if config is not None else "")
+                    policy_config=_relative(config_path) if config is not None else "",
+                    repository=repository_root(program_dir))
         plan.timings["program"] = time.perf_counter() - started
         check_schemas(plan)
         plan.timings["schemas"] = time.perf_counter() - started
         if stream is not None:
             try:
-                record_verdicts(plan, stream)
+                record_verdicts(plan, stream, stack_file.project)
             except PlanError as error:
                 if plan.policy_config:
                     raise PlanError(f"{error} ({plan.policy_config})") from None
@@ -282,9 +364,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")
     parser.add_argument("--kubernetes-version", help="default: the stack's cluster.kubernetesVersion, else 1.34")
     parser.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
-    parser.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    parser.add_argument("--output", type=Path, help="write the report to this file instead of stdout")
     parser.add_argument("--out", type=Path, help="write one manifest per resource into this directory")
     args = parser.parse_args(argv)
+
+    missing = missing_modules()
+    if missing:
+        print(f"plan: this Python ({sys.executable}) lacks {', '.join(missing)}, which the offline plan needs "
+              "beside the program's requirements.txt; run `python3 dev.py setup` (it builds ./venv from "
+              "requirements-dev.txt) and use venv/bin/python, or `pip install -r requirements-dev.txt`",
+              file=sys.stderr)
+        return 2
+    problem = output_problem(args.output, args.out)
+    if problem:
+        print(f"plan: {problem}", file=sys.stderr)
+        return 2
+    from tools import plan_report
 
     program_dir = args.program_dir.resolve()
     try:
@@ -292,16 +387,55 @@ def main(argv: list[str] | None = None) -> int:
                          policy_config=args.policy_pack_config, kubernetes_version=args.kubernetes_version)
     except PlanError as error:
         print(f"plan: {error}", file=sys.stderr)
+        if args.format != "text":  # CI reads these: they report the failure too (a SARIF upload finds it)
+            from tools.plan_locations import repository_root
+
+            failure = Failure(stack=args.stack, message=str(error), stack_file=program_dir / f"Pulumi.{args.stack}.yaml",
+                              repository=repository_root(program_dir), problems=error.problems)
+            if not emit(plan_report.render_failure(failure, args.format), args.output):
+                return 2
         return 2
-    report = plan_report.render(plan, args.format)
-    if args.output:
-        args.output.write_text(report)
-    else:
-        sys.stdout.write(report)
+    if not emit(plan_report.render(plan, args.format), args.output):
+        return 2
     if args.out:
-        written = plan_report.write_manifests(plan, args.out)
+        try:
+            written = plan_report.write_manifests(plan, args.out)
+        except OSError as error:
+            print(f"plan: cannot write the manifests into {args.out}: {error.strerror or error}", file=sys.stderr)
+            return 2
         print(f"plan: wrote {written} manifests to {args.out}", file=sys.stderr)
+    for note in plan.unchecked:
+        print(f"plan: incomplete: {note}", file=sys.stderr)
     return plan.exit_code
+
+
+def output_problem(output: Path | None, out: Path | None) -> str:
+    """Why the report or the manifests could not be written where asked (checked before the plan runs)."""
+    if output is not None:
+        if output.is_dir():
+            return f"--output {output} is a folder; --output takes the report's file name"
+        if not output.parent.is_dir():
+            return f"--output {output}: the folder {output.parent} does not exist; create it first"
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            return f"--out {out} is a file; --out takes a folder to write one manifest per resource into"
+        existing = next((p for p in out.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            return f"--out {out}: {existing} is a file, not a folder"
+    return ""
+
+
+def emit(report: str, output: Path | None) -> bool:
+    """Write the report to `output` (or stdout); False, with a one-line message, when that fails."""
+    if output is None:
+        sys.stdout.write(report)
+        return True
+    try:
+        output.write_text(report)
+    except OSError as error:
+        print(f"plan: cannot write the report to {output}: {error.strerror or error}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -12,12 +12,22 @@ from typing import Any
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+@dataclass(frozen=True)
+class Location:
+    """A line in a file of the program's repository (absolute here; reports make it relative)."""
+
+    file: Path
+    line: int
+    key: str = ""  # the config key path, when the line is a stack-file key
+
+
 @dataclass
 class SchemaResult:
     urn: str
     resource: str
     schema: str
     findings: list[str]
+    declared_at: Location | None = None
 
 
 @dataclass
@@ -28,6 +38,21 @@ class Verdict:
     urn: str
     resource: str
     message: str
+    declared_at: Location | None = None  # the program line that declared the resource
+    config_key: Location | None = None  # the stack-file key its judged value came from, where knowable
+
+    def locations(self) -> list[Location]:
+        """Where a reviewer should see it: the config key first (what a change to the stack edits), then the
+        program line."""
+        return [where for where in (self.config_key, self.declared_at) if where is not None]
+
+
+@dataclass
+class Problem:
+    """One config or program error, and where it is: a config key's line in the stack file, or a program line."""
+
+    message: str
+    where: Location
 
 
 @dataclass
@@ -45,6 +70,10 @@ class Plan:
     schema_notes: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    repository: Path | None = None  # the checkout that holds the program: report paths are relative to it
+    # Manifests that could not be checked because the data to check them is missing (the CRDs of the
+    # upstream data folder): the plan is incomplete, never a pass.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def mandatory(self) -> list[Verdict]:
@@ -56,7 +85,21 @@ class Plan:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.mandatory or self.invalid else 0
+        """0 clean; 1 a mandatory violation or an invalid manifest; 2 incomplete (a manifest left unchecked)."""
+        if self.mandatory or self.invalid:
+            return 1
+        return 2 if self.unchecked else 0
+
+
+@dataclass
+class Failure:
+    """A plan that could not run (a config or program error), for the machine-readable reports."""
+
+    stack: str
+    message: str
+    stack_file: Path
+    repository: Path
+    problems: list[Problem]
 
 
 # --- what a resource is called in reports ------------------------------------------------------------------

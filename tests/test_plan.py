@@ -301,3 +301,53 @@ def test_a_chart_release_without_crds_upstream_is_incomplete(monkeypatch, upstre
     monkeypatch.setenv("GPU_PLATFORM_UPSTREAM", str(upstream))
     files, missing = crd_source("v99.1.0")
     assert missing.startswith(f"no CRD schemas of gpu-operator v99.1.0 (or its minor release) in {upstream / 'gpu-operator'}")
+
+
+# --- any Pulumi Python program: what Pulumi.yaml says -------------------------------------------------------------
+
+def project_with_main_and_defaults(tmp_path: Path, stack_config: dict, project_config: dict | None = None) -> Path:
+    """A program in infra/ (`main: infra/`), stack files in stacks/ (`stackConfigDir`), defaults in Pulumi.yaml."""
+    program = tmp_path / "repo"
+    (program / "infra").mkdir(parents=True)
+    (program / "stacks").mkdir()
+    (program / "Pulumi.yaml").write_text(yaml.safe_dump({
+        "name": "elsewhere", "runtime": "python", "main": "infra/", "stackConfigDir": "stacks",
+        "config": project_config if project_config is not None else {
+            "team": {"type": "string", "default": "ml"}, "replicas": 2,
+            "labels": {"type": "object", "default": {"tier": "gpu"}}}}))
+    (program / "infra" / "names.py").write_text("PREFIX = 'from-infra'\n")
+    (program / "infra" / "__main__.py").write_text(
+        "import pulumi\nimport pulumi_kubernetes as k8s\nfrom names import PREFIX\n\n"
+        "config = pulumi.Config()\n"
+        "k8s.core.v1.ConfigMap('settings', metadata={'name': PREFIX, 'namespace': config.require('team'), "
+        "'labels': config.require_object('labels')},\n"
+        "                      data={'replicas': str(config.require_int('replicas')), 'cwd': __import__('os').getcwd()})\n")
+    (program / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": stack_config}))
+    return program
+
+
+def test_main_stack_config_dir_and_project_config_defaults_are_honoured(tmp_path):
+    program = project_with_main_and_defaults(tmp_path, {"elsewhere:replicas": 3})
+    result = plan("--stack", "dev", "--program-dir", str(program), "--no-policies", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    [config_map] = [r for r in json.loads(result.stdout)["resources"] if r["type"] == "kubernetes:core/v1:ConfigMap"]
+    inputs = config_map["inputs"]
+    assert inputs["metadata"] == {"name": "from-infra", "namespace": "ml", "labels": {"tier": "gpu"}}
+    assert inputs["data"] == {"replicas": "3", "cwd": str(program / "infra")}  # the stack's value wins
+    assert config_map["declaredAt"] == {"file": "infra/__main__.py", "line": 6}
+
+
+def test_a_declared_project_key_without_default_or_stack_value_is_refused_as_the_cli_does(tmp_path):
+    program = project_with_main_and_defaults(tmp_path, {}, {"team": {"type": "string"}})
+    result = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
+    assert result.returncode == 2
+    assert result.stderr == ("plan: Pulumi.dev.yaml: Stack 'dev' is missing configuration value 'elsewhere:team' "
+                             "(Pulumi.yaml declares it without a default)\n")
+
+
+def test_a_key_declared_secret_must_be_set_as_a_secret(tmp_path):
+    program = project_with_main_and_defaults(tmp_path, {"elsewhere:team": "hunter2-in-plaintext"},
+                                             {"team": {"type": "string", "secret": True}})
+    result = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
+    assert result.returncode == 2 and "elsewhere:team must be a secret" in result.stderr
+    assert "hunter2" not in result.stderr

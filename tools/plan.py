@@ -152,7 +152,7 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
     from tools.mockrun import StackFileError, read_stack_file
     from tools.mockrun import run_program as run
 
-    stack_path = program_dir / f"Pulumi.{stack}.yaml"
+    stack_path = stack_file_path(program_dir, stack)
     try:
         stack_file = read_stack_file(program_dir, stack)
     except StackFileError as error:
@@ -166,6 +166,16 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
         where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
         message = f"the program failed: {type(error).__name__}: {error}{where}"
         raise PlanError(message, [Problem(message, frame or Location(stack_path, 1))]) from None
+
+
+def stack_file_path(program_dir: Path, stack: str) -> Path:
+    """Pulumi.<stack>.yaml in the project's stackConfigDir (the project folder by default)."""
+    from tools.mockrun import StackFileError, read_project
+
+    try:
+        return read_project(program_dir).stack_config_dir / f"Pulumi.{stack}.yaml"
+    except StackFileError:
+        return program_dir / f"Pulumi.{stack}.yaml"
 
 
 def config_problems(error: BaseException, stack_path: Path, project: str) -> list[Problem]:
@@ -317,7 +327,7 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
     stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
         stack_file, run = run_program(program_dir, stack, on_register=stream.submit if stream else None)
-        plan = Plan(stack=stack, program_dir=program_dir, stack_file=program_dir / f"Pulumi.{stack}.yaml",
+        plan = Plan(stack=stack, program_dir=program_dir, stack_file=stack_file.path or stack_file_path(program_dir, stack),
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
                     policy_config=_relative(config_path) if config is not None else "",
@@ -390,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.format != "text":  # CI reads these: they report the failure too (a SARIF upload finds it)
             from tools.plan_locations import repository_root
 
-            failure = Failure(stack=args.stack, message=str(error), stack_file=program_dir / f"Pulumi.{args.stack}.yaml",
+            failure = Failure(stack=args.stack, message=str(error), stack_file=stack_file_path(program_dir, args.stack),
                               repository=repository_root(program_dir), problems=error.problems)
             if not emit(plan_report.render_failure(failure, args.format), args.output):
                 return 2

@@ -351,3 +351,62 @@ def test_a_key_declared_secret_must_be_set_as_a_secret(tmp_path):
     result = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
     assert result.returncode == 2 and "elsewhere:team must be a secret" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def program_with_its_own_venv(tmp_path: Path, main: str) -> Path:
+    """A program whose Pulumi.yaml names its own virtualenv holding a package the plan's venv lacks."""
+    import importlib.util
+    import sysconfig
+    import venv as venv_module
+
+    program = tmp_path / "program"
+    program.mkdir(parents=True)
+    (program / "Pulumi.yaml").write_text(yaml.safe_dump({
+        "name": "own-venv", "runtime": {"name": "python", "options": {"toolchain": "pip", "virtualenv": "env"}}}))
+    (program / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": {"own-venv:team": "ml"}}))
+    (program / "__main__.py").write_text(main)
+    venv_module.EnvBuilder(with_pip=False).create(program / "env")
+    [packages] = (program / "env" / "lib").glob("python3*/site-packages")
+    # The program's venv: the plan's packages (pulumi, pulumi_kubernetes) through a .pth, plus its own module.
+    (packages / "plan_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (packages / "own_venv_marker.py").write_text("VALUE = 'only in the program venv'\n")
+    assert importlib.util.find_spec("own_venv_marker") is None  # the plan's own venv does not have it
+    return program
+
+
+OWN_VENV_MAIN = '''\
+import sys
+import pulumi
+import pulumi_kubernetes as k8s
+import own_venv_marker
+
+k8s.core.v1.ConfigMap("marker", metadata={"name": "marker", "namespace": pulumi.Config().require("team")},
+                      data={"marker": own_venv_marker.VALUE, "prefix": sys.prefix})
+k8s.apps.v1.Deployment("trainer", metadata={"name": "trainer", "namespace": "ml"}, spec={
+    "selector": {"matchLabels": {"app": "t"}},
+    "template": {"metadata": {"labels": {"app": "t"}}, "spec": {"containers": [
+        {"name": "t", "image": "nvcr.io/nvidia/pytorch:25.01-py3", "securityContext": {"privileged": True}}]}}})
+'''
+
+
+def test_the_program_runs_with_its_own_virtualenv_as_the_cli_would(tmp_path):
+    program = program_with_its_own_venv(tmp_path, OWN_VENV_MAIN)
+    result = plan("--stack", "dev", "--program-dir", str(program), "--format", "json")
+    assert result.returncode == 1, result.stderr  # the privileged Deployment, judged by the pack as it streamed
+    report = json.loads(result.stdout)
+    [config_map] = [r for r in report["resources"] if r["type"] == "kubernetes:core/v1:ConfigMap"]
+    assert config_map["inputs"]["data"] == {"marker": "only in the program venv", "prefix": str(program / "env")}
+    privileged = [v for v in report["violations"] if "privileged is true" in v["message"]]
+    assert privileged and privileged[0]["declaredAt"] == {"file": "__main__.py", "line": 8}
+    text = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
+    assert "Program run with its virtualenv env\n" in text.stdout
+
+
+def test_a_program_failing_in_its_own_virtualenv_is_one_message_with_its_line(tmp_path):
+    program = program_with_its_own_venv(tmp_path, "import pulumi\n\nraise ValueError('no GPUs here')\n")
+    result = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
+    assert (result.returncode, result.stderr) == (2, "plan: the program failed: ValueError: no GPUs here "
+                                                     "(at __main__.py:3)\n")
+    run_error = program_with_its_own_venv(tmp_path / "b", "import pulumi\n\nraise pulumi.RunError('bad config')\n")
+    result = plan("--stack", "dev", "--program-dir", str(run_error), "--no-policies")
+    assert (result.returncode, result.stderr) == (2, "plan: bad config\n")

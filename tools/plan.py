@@ -146,26 +146,51 @@ class PolicyStream:
         self.process.kill()
 
 
-def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple[Any, Any]:
+def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple[Any, Any, str]:
+    """(stack file, the program's run, which Python ran it): in-process, or in the program's own virtualenv."""
     import pulumi
 
-    from tools.mockrun import StackFileError, read_stack_file
+    from tools.mockrun import StackFileError, read_project, read_stack_file
     from tools.mockrun import run_program as run
+    from tools.program_venv import ChildError, interpreter, run_in
 
     stack_path = stack_file_path(program_dir, stack)
     try:
         stack_file = read_stack_file(program_dir, stack)
+        python, how = interpreter(read_project(program_dir))
     except StackFileError as error:
         raise PlanError(str(error), [Problem(str(error), Location(stack_path, 1))]) from None
     try:
-        return stack_file, run(program_dir, stack_file, on_register=on_register)
+        if python is not None:
+            return stack_file, run_in(python, program_dir, stack_file, on_register=on_register), how
+        return stack_file, run(program_dir, stack_file, on_register=on_register), how
+    except ChildError as error:
+        if error.kind == "run":
+            raise PlanError(str(error), config_problems(error.problems, str(error), stack_path,
+                                                        stack_file.project)) from None
+        frame = Location(Path(error.frame[0]), error.frame[1]) if error.frame else None
+        raise _program_failure(str(error), frame, program_dir, stack_path) from None
     except pulumi.RunError as error:
-        raise PlanError(str(error), config_problems(error, stack_path, stack_file.project)) from None
+        raise PlanError(str(error), config_problems(_problems_of(error), str(error), stack_path,
+                                                    stack_file.project)) from None
     except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
-        frame = _program_frame(error, program_dir)
-        where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
-        message = f"the program failed: {type(error).__name__}: {error}{where}"
-        raise PlanError(message, [Problem(message, frame or Location(stack_path, 1))]) from None
+        raise _program_failure(f"{type(error).__name__}: {error}", _program_frame(error, program_dir),
+                               program_dir, stack_path) from None
+
+
+def _program_failure(error: str, frame: Location | None, program_dir: Path, stack_path: Path) -> PlanError:
+    where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
+    message = f"the program failed: {error}{where}"
+    return PlanError(message, [Problem(message, frame or Location(stack_path, 1))])
+
+
+def _problems_of(error: BaseException) -> list[tuple[str, str]] | None:
+    """The (key path, message) pairs of a config error: the program's ConfigError (components/stack_config.py)
+    is the context of the RunError it raises."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
+        cause = cause.__context__
+    return [(str(p), str(m)) for p, m in cause.problems] if cause is not None else None  # type: ignore[attr-defined]
 
 
 def stack_file_path(program_dir: Path, stack: str) -> Path:
@@ -178,25 +203,16 @@ def stack_file_path(program_dir: Path, stack: str) -> Path:
         return program_dir / f"Pulumi.{stack}.yaml"
 
 
-def config_problems(error: BaseException, stack_path: Path, project: str) -> list[Problem]:
-    """Each problem of a config error at its key's line in the stack file.
-
-    The program's config error (components/stack_config.py's ConfigError, the context of the RunError it
-    raises) lists (key path, message) pairs; an error without them is one problem at the stack file's
-    `config:` line."""
+def config_problems(problems: list[tuple[str, str]] | None, message: str, stack_path: Path,
+                    project: str) -> list[Problem]:
+    """Each problem of a config error at its key's line in the stack file; without (key, message) pairs, the
+    whole message at the stack file's `config:` line."""
     from tools.plan_locations import StackFileLines
 
     lines = StackFileLines(stack_path, project)
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
-        cause = cause.__context__
-    if cause is None:
-        return [Problem(str(error), lines.location(""))]
-    problems = []
-    for path, message in cause.problems:  # type: ignore[attr-defined]
-        key = str(path)
-        problems.append(Problem(f"{key}: {message}" if key else str(message), lines.location(key)))
-    return problems
+    if problems is None:
+        return [Problem(message, lines.location(""))]
+    return [Problem(f"{key}: {text}" if key else text, lines.location(key)) for key, text in problems]
 
 
 def _program_frame(error: BaseException, program_dir: Path) -> Location | None:
@@ -326,12 +342,12 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
         raise PlanError(f"policy-pack config {policy_config} does not exist")
     stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
-        stack_file, run = run_program(program_dir, stack, on_register=stream.submit if stream else None)
+        stack_file, run, interpreter = run_program(program_dir, stack, on_register=stream.submit if stream else None)
         plan = Plan(stack=stack, program_dir=program_dir, stack_file=stack_file.path or stack_file_path(program_dir, stack),
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
                     policy_config=_relative(config_path) if config is not None else "",
-                    repository=repository_root(program_dir))
+                    repository=repository_root(program_dir), interpreter=interpreter)
         plan.timings["program"] = time.perf_counter() - started
         check_schemas(plan)
         plan.timings["schemas"] = time.perf_counter() - started

@@ -70,6 +70,7 @@ class Plan:
     schema_notes: list[str] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    interpreter: str = ""  # which Python ran the program (its own virtualenv, as the CLI would, or this one)
     repository: Path | None = None  # the checkout that holds the program: report paths are relative to it
     # Manifests that could not be checked because the data to check them is missing (the CRDs of the
     # upstream data folder): the plan is incomplete, never a pass.

@@ -59,6 +59,8 @@ def text(plan: Plan) -> str:
     add = lines.append
     custom = [r for r in plan.resources if r.custom]
     add(f"Offline plan of stack '{plan.stack}' ({_rel(plan.stack_file)}): Pulumi mock engine, no cluster contacted")
+    if plan.interpreter:
+        add(f"Program run with {plan.interpreter}")
     add("")
     add(f"Resources: {len(custom)} ({len(plan.resources) - len(custom)} components)")
     for type_token, count in sorted(Counter(r.type for r in custom).items()):

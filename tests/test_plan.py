@@ -130,6 +130,10 @@ def test_a_missing_stack_file_and_a_bad_policy_config_exit_2(tmp_path):
     assert result.returncode == 2
     assert "plan: policy pack configuration is invalid:" in result.stderr
     assert "gpu-operator-driver-pinned: allowedDriverVersions: '580.173.02' is not of type 'array'" in result.stderr
+    result = plan("--stack", "lab", "--policy-pack-config", str(bad), "--format", "sarif")
+    [entry] = json.loads(result.stdout)["runs"][0]["results"]
+    assert result.returncode == 2 and "is not of type 'array'" in entry["message"]["text"]
+    assert entry["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == bad.as_posix()
 
 
 def test_sarif_output_validates_against_the_sarif_2_1_0_schema(sarif_schema):
@@ -193,7 +197,7 @@ def test_an_invalid_config_still_writes_a_sarif_with_each_problem_at_its_key(tmp
     found = {}
     for entry in document["runs"][0]["results"]:
         [location] = entry["locations"]
-        assert entry["ruleId"] == "stack-config" and entry["level"] == "error"
+        assert entry["ruleId"] == "plan-error" and entry["level"] == "error"
         key = location["logicalLocations"][0]["fullyQualifiedName"]
         found[key] = (location["physicalLocation"]["artifactLocation"]["uri"],
                       location["physicalLocation"]["region"]["startLine"])

@@ -282,17 +282,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# file URI -> path, shared by every registration (a fleet's thousands of resources come from a few files).
+_FRAME_FILES: dict[str, str] = {}
+# Frames kept per resource: the innermost few outside installed packages hold the program's declaring line.
+KEPT_FRAMES = 4
+
+
 def _frames(request: Any) -> tuple[tuple[str, int], ...]:
-    """The declaring call stack the SDK sends with a registration (`sourcePosition` is its first frame)."""
-    from urllib.parse import unquote, urlparse
+    """Where the program declared a resource: the call stack the SDK sends with it (innermost first; its first
+    frame is the request's sourcePosition), frames of installed packages and without a file left out."""
+    from urllib.parse import unquote
 
     frames = []
     for frame in request.stackTrace.frames:
         uri = frame.pc.uri
-        if uri.startswith("file:"):
-            frames.append((unquote(urlparse(uri).path), frame.pc.line))
-    if not frames and request.sourcePosition.uri.startswith("file:"):
-        frames.append((unquote(urlparse(request.sourcePosition.uri).path), request.sourcePosition.line))
+        if not uri.startswith("file://") or "/site-packages/" in uri:
+            continue
+        path = _FRAME_FILES.get(uri)
+        if path is None:
+            path = _FRAME_FILES[uri] = unquote(uri[len("file://"):])
+        frames.append((path, frame.pc.line))
+        if len(frames) == KEPT_FRAMES:
+            break
     return tuple(frames)
 
 

@@ -337,9 +337,10 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
         try:
             config = load_policy_config(config_path)
         except (OSError, ValueError) as error:
-            raise PlanError(f"policy-pack config {config_path}: {error}") from None
+            message = f"policy-pack config {config_path}: {error}"
+            raise PlanError(message, [Problem(message, Location(config_path.resolve(), 1))]) from None
     elif policy_config is not None:
-        raise PlanError(f"policy-pack config {policy_config} does not exist")
+        raise PlanError(f"policy-pack config {policy_config} does not exist")  # nothing to point at
     stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
         stack_file, run, interpreter = run_program(program_dir, stack, on_register=stream.submit if stream else None)
@@ -356,7 +357,8 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
                 record_verdicts(plan, stream, stack_file.project)
             except PlanError as error:
                 if plan.policy_config:
-                    raise PlanError(f"{error} ({plan.policy_config})") from None
+                    message = f"{error} ({plan.policy_config})"
+                    raise PlanError(message, [Problem(message, Location(config_path.resolve(), 1))]) from None
                 raise
             plan.timings["policies"] = time.perf_counter() - started
         return plan

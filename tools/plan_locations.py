@@ -25,12 +25,10 @@ def repository_root(program_dir: Path) -> Path:
 
 def declared_at(frames: tuple[tuple[str, int], ...], program_dir: Path) -> Location | None:
     """The innermost frame of the program's own code (not an installed package, not the plan's tools)."""
-    tools = Path(__file__).resolve().parent
+    program, tools = str(program_dir) + os.sep, str(Path(__file__).resolve().parent) + os.sep
     for file, line in frames:
-        path = Path(file)
-        if (path.is_relative_to(program_dir) and "site-packages" not in path.parts
-                and not path.is_relative_to(tools)):
-            return Location(path, line)
+        if file.startswith(program) and not file.startswith(tools) and f"{os.sep}site-packages{os.sep}" not in file:
+            return Location(Path(file), line)
     return None
 
 

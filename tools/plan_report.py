@@ -16,7 +16,7 @@ from tools.plan_model import HELM_RELEASE, Failure, Location, Plan, Problem, des
 
 EXEMPTION_POLICY = "pod-security-exemptions"
 SCHEMA_RULE = "kubernetes-schema"
-PLAN_ERROR_RULE = "stack-config"
+PLAN_ERROR_RULE = "plan-error"
 INFORMATION_URI = "https://github.com/gpu-platform/gpu-platform"
 
 
@@ -299,8 +299,8 @@ def _sarif_document(stack: str, rules: list[dict[str, Any]], results: list[dict[
 def failure_sarif(failure: Failure) -> str:
     """The config or program errors as results, each at its stack-file key (or program) line."""
     rules = [{
-        "id": PLAN_ERROR_RULE, "name": "StackConfig",
-        "shortDescription": {"text": "The stack config is valid and the program runs"},
+        "id": PLAN_ERROR_RULE, "name": "PlanError",
+        "shortDescription": {"text": "The stack config, the program and the policy-pack config are valid"},
         "fullDescription": {"text": "The program validates the whole stack config before it declares anything; "
                                     "a problem here means nothing was planned or checked."},
         "help": {"text": "Fix the key named in the message (the message says what is allowed)."},

@@ -414,3 +414,22 @@ def test_a_program_failing_in_its_own_virtualenv_is_one_message_with_its_line(tm
     run_error = program_with_its_own_venv(tmp_path / "b", "import pulumi\n\nraise pulumi.RunError('bad config')\n")
     result = plan("--stack", "dev", "--program-dir", str(run_error), "--no-policies")
     assert (result.returncode, result.stderr) == (2, "plan: bad config\n")
+
+
+def test_a_schema_finding_points_at_the_line_that_declared_the_manifest(tmp_path):
+    program = tmp_path / "program"
+    program.mkdir()
+    (program / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "schema", "runtime": "python"}))
+    (program / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": {}}))
+    (program / "__main__.py").write_text(
+        "import pulumi_kubernetes as k8s\n\n"
+        "k8s.apiextensions.CustomResource('odd', api_version='v1', kind='ConfigMap',\n"
+        "                                 metadata={'name': 'odd', 'namespace': 'ml'}, spec={'data': 'x'})\n")
+    text = plan("--stack", "dev", "--program-dir", str(program), "--no-policies")
+    assert text.returncode == 1
+    assert "  INVALID ConfigMap ml/odd (Kubernetes 1.34 OpenAPI) at __main__.py:3\n" in text.stdout
+    sarif = plan("--stack", "dev", "--program-dir", str(program), "--no-policies", "--format", "sarif")
+    [entry] = json.loads(sarif.stdout)["runs"][0]["results"]
+    location = entry["locations"][0]["physicalLocation"]
+    assert entry["ruleId"] == "kubernetes-schema" and "'spec' was unexpected" in entry["message"]["text"]
+    assert (location["artifactLocation"]["uri"], location["region"]["startLine"]) == ("__main__.py", 3)

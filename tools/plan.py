@@ -1,14 +1,17 @@
 """Offline plan and policy check of a stack: every resource and every policy verdict, without a cluster.
 
-    python -m tools.plan --stack lab [--program-dir DIR] [--format text|json|sarif|junit] [--out DIR]
+    python -m tools.plan --stack lab [--program-dir DIR] [--format text|json|sarif|junit] [--output FILE]
+                         [--out DIR]
 
 1. starts the policy pack exactly as the Pulumi CLI does (its own process, its own venv), in the background;
-2. runs the program's real __main__.py under the Pulumi SDK's mock engine with the stack's config file
-   (secure values as placeholders) and records every resource (type, name, parent, inputs);
+2. runs the program (Pulumi.yaml's `main:`, with its own virtualenv when that is not this one) under the
+   Pulumi SDK's mock engine with the stack's config file over the project's config defaults (secure values
+   as placeholders), and records every resource (type, name, parent, inputs, the line that declared it);
 3. checks every Kubernetes manifest against the OpenAPI schema of the cluster's Kubernetes release and
    custom resources against their CRDs;
 4. sends every resource to the pack over the analyzer gRPC protocol (Configure with the stack's
-   policy-pack config, Analyze each resource, AnalyzeStack once) and reports.
+   policy-pack config, Analyze each resource, AnalyzeStack once) and reports, each finding at the program
+   line that declared its resource and, when its value came from config, the stack file's key.
 
 Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error, a report
 that cannot be written, or an incomplete plan (a custom resource left unchecked: its CRD is missing from the

@@ -82,7 +82,8 @@ def text(plan: Plan) -> str:
     add(f"Schemas: {checked - len(plan.invalid)} of {checked} manifests valid "
         f"(Kubernetes {plan.kubernetes_version} OpenAPI; custom resources against their CRDs)")
     for result in plan.invalid:
-        add(f"  INVALID {result.resource} ({result.schema})")
+        where = _where(result.declared_at, plan.repository)
+        add(f"  INVALID {result.resource} ({result.schema})" + (f" at {where['file']}:{where['line']}" if where else ""))
         for finding in result.findings:
             add(f"    {finding}")
     for note in plan.schema_notes:

@@ -233,10 +233,15 @@ def test_a_violation_points_at_the_program_line_that_declared_the_resource(unsaf
     assert all(by_urn[v["urn"]]["declaredAt"] == v["declaredAt"] for v in report["violations"])
 
 
+def at(location: dict) -> tuple[str, int]:
+    """(file, line) of a SARIF location."""
+    return location["physicalLocation"]["artifactLocation"]["uri"], location["physicalLocation"]["region"]["startLine"]
+
+
 def test_sarif_results_sit_on_the_declaring_line_relative_to_the_repository():
     result = plan("--stack", "test", "--program-dir", str(UNSAFE), "--format", "sarif")
-    lines = {(r["ruleId"], loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]["startLine"])
-             for r in json.loads(result.stdout)["runs"][0]["results"] for loc in r["locations"]}
+    lines = {(r["ruleId"], *at(location))
+             for r in json.loads(result.stdout)["runs"][0]["results"] for location in r["locations"]}
     main = UNSAFE / "__main__.py"
     assert lines == {("pod-security-standards", "tests/fixtures/unsafe-program/__main__.py",
                       stack_line(main, "k8s.apps.v1.Deployment(")),
@@ -250,11 +255,12 @@ def test_a_violation_of_a_config_value_points_at_its_stack_file_key_then_the_com
     config.write_text(json.dumps({"gpu-operator-driver-pinned": {"allowedDriverVersions": ["595.91.07"]}}))
     result = plan("--stack", "lab", "--policy-pack-config", str(config), "--format", "sarif")
     assert result.returncode == 1, result.stderr
-    [entry] = [r for r in json.loads(result.stdout)["runs"][0]["results"] if r["ruleId"] == "gpu-operator-driver-pinned"]
-    [key, component] = [(loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]["startLine"])
-                        for loc in entry["locations"]]
+    results = json.loads(result.stdout)["runs"][0]["results"]
+    [entry] = [r for r in results if r["ruleId"] == "gpu-operator-driver-pinned"]
+    [key, component] = [at(location) for location in entry["locations"]]
     assert key == ("Pulumi.lab.yaml", stack_line(ROOT / "Pulumi.lab.yaml", "version: 580.173.02"))
-    assert entry["locations"][0]["logicalLocations"][-1]["fullyQualifiedName"] == "gpu-platform:gpuOperator.driver.version"
+    key_name = entry["locations"][0]["logicalLocations"][-1]["fullyQualifiedName"]
+    assert key_name == "gpu-platform:gpuOperator.driver.version"
     assert component[0] == "components/gpu_operator.py"
     declaring = (ROOT / component[0]).read_text().splitlines()[component[1] - 1]
     assert "Release(" in declaring, declaring
@@ -296,7 +302,8 @@ def test_the_default_upstream_folder_is_named_when_the_setting_is_unset(monkeypa
     files, missing = crd_source("v26.7.0")
     assert files == []
     assert missing.startswith(f"no CRD schemas: {tmp_path / 'shared' / 'upstream'} has no gpu-operator/ folder "
-                              "(from the default ../shared/upstream beside the project (GPU_PLATFORM_UPSTREAM is not set))")
+                              "(from the default ../shared/upstream beside the project "
+                              "(GPU_PLATFORM_UPSTREAM is not set))")
 
 
 def test_a_chart_release_without_crds_upstream_is_incomplete(monkeypatch, upstream):
@@ -304,7 +311,8 @@ def test_a_chart_release_without_crds_upstream_is_incomplete(monkeypatch, upstre
 
     monkeypatch.setenv("GPU_PLATFORM_UPSTREAM", str(upstream))
     files, missing = crd_source("v99.1.0")
-    assert missing.startswith(f"no CRD schemas of gpu-operator v99.1.0 (or its minor release) in {upstream / 'gpu-operator'}")
+    assert missing.startswith("no CRD schemas of gpu-operator v99.1.0 (or its minor release) in "
+                              f"{upstream / 'gpu-operator'}")
 
 
 # --- any Pulumi Python program: what Pulumi.yaml says -------------------------------------------------------------
@@ -325,7 +333,8 @@ def project_with_main_and_defaults(tmp_path: Path, stack_config: dict, project_c
         "config = pulumi.Config()\n"
         "k8s.core.v1.ConfigMap('settings', metadata={'name': PREFIX, 'namespace': config.require('team'), "
         "'labels': config.require_object('labels')},\n"
-        "                      data={'replicas': str(config.require_int('replicas')), 'cwd': __import__('os').getcwd()})\n")
+        "                      data={'replicas': str(config.require_int('replicas')),\n"
+        "                            'cwd': __import__('os').getcwd()})\n")
     (program / "stacks" / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": stack_config}))
     return program
 

@@ -1,4 +1,5 @@
-"""Lines in a stack file for config key paths, and which config key a judged value came from (tools/plan_locations.py)."""
+"""tools/plan_locations.py: the stack file's line of a config key path, which config key a judged value came
+from, and the program line that declared a resource."""
 from __future__ import annotations
 
 from pathlib import Path

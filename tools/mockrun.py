@@ -307,5 +307,16 @@ def _frames(request: Any) -> tuple[tuple[str, int], ...]:
     return tuple(frames)
 
 
+def config_problems_of(error: BaseException) -> list[tuple[str, str]] | None:
+    """The (key path, message) pairs behind a program's pulumi.RunError, when it has them: this project's
+    ConfigError (components/stack_config.py) is the context of the RunError it raises."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
+        cause = cause.__context__
+    if cause is None:
+        return None
+    return [(str(path), str(message)) for path, message in cause.problems]  # type: ignore[attr-defined]
+
+
 def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and SECRET_SIG in value

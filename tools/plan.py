@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.plan_model import HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Verdict, describe, is_manifest
+from tools.plan_model import (HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Verdict, describe,
+                              is_manifest)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KUBERNETES_VERSION = "1.34"
@@ -153,7 +154,7 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
     """(stack file, the program's run, which Python ran it): in-process, or in the program's own virtualenv."""
     import pulumi
 
-    from tools.mockrun import StackFileError, read_project, read_stack_file
+    from tools.mockrun import StackFileError, config_problems_of, read_project, read_stack_file
     from tools.mockrun import run_program as run
     from tools.program_venv import ChildError, interpreter, run_in
 
@@ -174,7 +175,7 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
         frame = Location(Path(error.frame[0]), error.frame[1]) if error.frame else None
         raise _program_failure(str(error), frame, program_dir, stack_path) from None
     except pulumi.RunError as error:
-        raise PlanError(str(error), config_problems(_problems_of(error), str(error), stack_path,
+        raise PlanError(str(error), config_problems(config_problems_of(error), str(error), stack_path,
                                                     stack_file.project)) from None
     except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
         raise _program_failure(f"{type(error).__name__}: {error}", _program_frame(error, program_dir),
@@ -185,15 +186,6 @@ def _program_failure(error: str, frame: Location | None, program_dir: Path, stac
     where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
     message = f"the program failed: {error}{where}"
     return PlanError(message, [Problem(message, frame or Location(stack_path, 1))])
-
-
-def _problems_of(error: BaseException) -> list[tuple[str, str]] | None:
-    """The (key path, message) pairs of a config error: the program's ConfigError (components/stack_config.py)
-    is the context of the RunError it raises."""
-    cause: BaseException | None = error
-    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
-        cause = cause.__context__
-    return [(str(p), str(m)) for p, m in cause.problems] if cause is not None else None  # type: ignore[attr-defined]
 
 
 def stack_file_path(program_dir: Path, stack: str) -> Path:
@@ -347,7 +339,8 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
     stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
         stack_file, run, interpreter = run_program(program_dir, stack, on_register=stream.submit if stream else None)
-        plan = Plan(stack=stack, program_dir=program_dir, stack_file=stack_file.path or stack_file_path(program_dir, stack),
+        plan = Plan(stack=stack, program_dir=program_dir,
+                    stack_file=stack_file.path or stack_file_path(program_dir, stack),
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
                     policy_config=_relative(config_path) if config is not None else "",

@@ -83,7 +83,8 @@ def text(plan: Plan) -> str:
         f"(Kubernetes {plan.kubernetes_version} OpenAPI; custom resources against their CRDs)")
     for result in plan.invalid:
         where = _where(result.declared_at, plan.repository)
-        add(f"  INVALID {result.resource} ({result.schema})" + (f" at {where['file']}:{where['line']}" if where else ""))
+        at = f" at {where['file']}:{where['line']}" if where else ""
+        add(f"  INVALID {result.resource} ({result.schema}){at}")
         for finding in result.findings:
             add(f"    {finding}")
     for note in plan.schema_notes:

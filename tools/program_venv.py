@@ -97,7 +97,7 @@ def _child() -> None:
     try:
         import pulumi
 
-        from tools.mockrun import StackFile, run_program
+        from tools.mockrun import StackFile, config_problems_of, run_program
     except ImportError as error:
         send("error", type="setup", message=f"the program's virtualenv ({sys.prefix}) cannot run the mock "
                                             f"engine: {error}; install the program's requirements into it")
@@ -110,11 +110,7 @@ def _child() -> None:
                                                                    for f in dataclasses.fields(r)}))
         send("outputs", outputs=run.outputs)
     except pulumi.RunError as error:
-        cause: BaseException | None = error
-        while cause is not None and not isinstance(getattr(cause, "problems", None), list):
-            cause = cause.__context__
-        problems = [[str(p), str(m)] for p, m in cause.problems] if cause is not None else None  # type: ignore[attr-defined]
-        send("error", type="run", message=str(error), problems=problems)
+        send("error", type="run", message=str(error), problems=config_problems_of(error))
     except Exception as error:  # noqa: BLE001 - sent to the plan, which reports it in one line
         import traceback
 

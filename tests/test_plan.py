@@ -289,8 +289,18 @@ def test_without_upstream_crds_the_plan_is_incomplete_and_names_the_setting_and_
     assert result.returncode == 2, result.stdout + result.stderr
     assert "INCOMPLETE PrometheusRule monitoring/" in result.stdout
     assert result.stdout.rstrip().endswith("Result: INCOMPLETE (exit 2)")
-    assert (f"not checked, no CRD schemas: {wrong} has no gpu-operator/ folder "
-            f"(from GPU_PLATFORM_UPSTREAM={wrong}); set GPU_PLATFORM_UPSTREAM to the folder") in result.stderr
+    assert result.stderr == ("plan: INCOMPLETE, 1 custom resource(s) not checked (PrometheusRule "
+                             "monitoring/gpu-platform-gpu-alerts): no CRD schemas: "
+                             f"{wrong} has no gpu-operator/ folder (from GPU_PLATFORM_UPSTREAM={wrong}); set "
+                             "GPU_PLATFORM_UPSTREAM to the folder that holds gpu-operator/<tag>/crds/ and "
+                             "prometheus-operator/\n")
+    sarif = subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "lab", "--no-policies", "--format", "sarif"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "GPU_PLATFORM_UPSTREAM": str(wrong)})
+    [entry] = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert sarif.returncode == 2 and entry["level"] == "warning"
+    assert "not checked, no CRD schemas" in entry["message"]["text"]
+    assert at(entry["locations"][0])[0] == "components/monitoring.py"
 
 
 def test_the_default_upstream_folder_is_named_when_the_setting_is_unset(monkeypatch, tmp_path):

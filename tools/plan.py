@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.plan_model import (HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Verdict, describe,
-                              is_manifest)
+from tools.plan_model import (HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Unchecked, Verdict,
+                              describe, is_manifest)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KUBERNETES_VERSION = "1.34"
@@ -252,7 +252,8 @@ def check_schemas(plan: Plan) -> None:
                 findings = [str(error)]
             elif missing and group in UPSTREAM_CRD_GROUPS:
                 # The upstream data should have had its CRD: the check did not run, so the plan is incomplete.
-                plan.unchecked.append(f"{describe(resource)}: not checked, {missing}")
+                plan.unchecked.append(Unchecked(resource.urn, describe(resource), missing,
+                                                declared_at(resource.frames, plan.program_dir)))
                 continue
             else:
                 plan.schema_notes.append(f"{describe(resource)}: not checked, {error} "
@@ -428,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"plan: cannot write the manifests into {args.out}: {error.strerror or error}", file=sys.stderr)
             return 2
         print(f"plan: wrote {written} manifests to {args.out}", file=sys.stderr)
-    for note in plan.unchecked:
-        print(f"plan: incomplete: {note}", file=sys.stderr)
+    for reason in dict.fromkeys(u.reason for u in plan.unchecked):
+        names = [u.resource for u in plan.unchecked if u.reason == reason]
+        print(f"plan: INCOMPLETE, {len(names)} custom resource(s) not checked ({', '.join(names[:3])}"
+              f"{', ...' if len(names) > 3 else ''}): {reason}", file=sys.stderr)
     return plan.exit_code
 
 

@@ -31,6 +31,16 @@ class SchemaResult:
 
 
 @dataclass
+class Unchecked:
+    """A manifest whose schema check could not run: the data it needs (its CRD) is missing."""
+
+    urn: str
+    resource: str
+    reason: str  # what is missing, where it was looked for, and the fix
+    declared_at: Location | None = None
+
+
+@dataclass
 class Verdict:
     policy: str
     level: str
@@ -74,7 +84,7 @@ class Plan:
     repository: Path | None = None  # the checkout that holds the program: report paths are relative to it
     # Manifests that could not be checked because the data to check them is missing (the CRDs of the
     # upstream data folder): the plan is incomplete, never a pass.
-    unchecked: list[str] = field(default_factory=list)
+    unchecked: list[Unchecked] = field(default_factory=list)
 
     @property
     def mandatory(self) -> list[Verdict]:

@@ -89,8 +89,8 @@ def text(plan: Plan) -> str:
             add(f"    {finding}")
     for note in plan.schema_notes:
         add(f"  note: {note}")
-    for note in plan.unchecked:
-        add(f"  INCOMPLETE {note}")
+    for unchecked in plan.unchecked:
+        add(f"  INCOMPLETE {unchecked.resource}: not checked, {unchecked.reason}")
     add("")
     if plan.pack:
         verdicts = [v for v in plan.verdicts if v.policy != EXEMPTION_POLICY]
@@ -200,7 +200,8 @@ def as_json(plan: Plan) -> str:
                      "declaredAt": _where(s.declared_at, plan.repository)}
                     for s in plan.schema_results],
         "schemaNotes": plan.schema_notes,
-        "unchecked": plan.unchecked,
+        "unchecked": [{"urn": u.urn, "resource": u.resource, "reason": u.reason,
+                       "declaredAt": _where(u.declared_at, plan.repository)} for u in plan.unchecked],
         "policyPack": plan.pack,
         "policyConfig": plan.policy_config,
         "violations": [_verdict(v, plan) for v in plan.verdicts if v.policy != EXEMPTION_POLICY],
@@ -269,6 +270,12 @@ def sarif(plan: Plan) -> str:
                 "locations": [_sarif_location(schema_result.declared_at or fallback, plan.repository,
                                               schema_result.urn)],
             })
+    for unchecked in plan.unchecked:  # shown, so that an incomplete plan does not read as a clean one
+        results.append({
+            "ruleId": SCHEMA_RULE, "ruleIndex": index[SCHEMA_RULE], "level": "warning",
+            "message": {"text": f"{unchecked.resource}: not checked, {unchecked.reason}"},
+            "locations": [_sarif_location(unchecked.declared_at or fallback, plan.repository, unchecked.urn)],
+        })
     return _sarif_document(plan.stack, rules, results)
 
 

@@ -148,7 +148,7 @@ def test_sarif_output_validates_against_the_sarif_2_1_0_schema(sarif_schema):
                                                                         "gpu-operator-driver-pinned"}
 
 
-def test_junit_output_parses_and_fails_the_right_cases():
+def test_junit_output_parses_and_fails_the_right_cases_at_their_lines():
     result = plan("--stack", "test", "--program-dir", str(UNSAFE), "--format", "junit")
     suites = ElementTree.fromstring(result.stdout)
     failed = {(suite.get("name"), case.get("name")) for suite in suites for case in suite
@@ -156,6 +156,10 @@ def test_junit_output_parses_and_fails_the_right_cases():
     assert ("pod-security-standards", "Deployment ml/trainer") in failed
     assert ("gpu-operator-driver-pinned", "helm release gpu-operator (gpu-operator v26.7.0)") in failed
     assert all(int(s.get("tests")) == len(s.findall("testcase")) for s in suites)
+    [trainer] = [case for suite in suites if suite.get("name") == "pod-security-standards" for case in suite
+                 if case.get("name") == "Deployment ml/trainer"]
+    assert (trainer.get("file"), trainer.get("line")) == (
+        "tests/fixtures/unsafe-program/__main__.py", str(stack_line(UNSAFE / "__main__.py", "k8s.apps.v1.Deployment(")))
 
 
 # --- writing reports -----------------------------------------------------------------------------------------

@@ -328,7 +328,8 @@ def failure_junit(failure: Failure) -> str:
     for problem in problems:
         where = _where(problem.where, failure.repository) or {}
         case = ElementTree.SubElement(suite, "testcase", classname=PLAN_ERROR_RULE,
-                                      name=where.get("key") or f"{where.get('file')}:{where.get('line')}")
+                                      name=where.get("key") or f"{where.get('file')}:{where.get('line')}",
+                                      file=str(where.get("file")), line=str(where.get("line")))
         element = ElementTree.SubElement(case, "failure", message=problem.message.splitlines()[0], type="config")
         element.text = f"{where.get('file')}:{where.get('line')}: {problem.message}"
     suite.set("tests", str(len(problems)))
@@ -346,9 +347,15 @@ def _pascal(name: str) -> str:
 
 def junit(plan: Plan) -> str:
     suites = ElementTree.Element("testsuites", name=f"gpu-platform plan {plan.stack}")
+    # file and line attributes (as pytest and most CI readers of JUnit use them): where each resource was declared
+    places: dict[str, dict[str, str]] = {}
+    for resource in plan.resources:
+        where = _where(declared_at(resource.frames, plan.program_dir), plan.repository)
+        places[resource.urn] = {"file": where["file"], "line": str(where["line"])} if where else {}
     schema_suite = ElementTree.SubElement(suites, "testsuite", name="kubernetes-schema")
     for result in plan.schema_results:
-        case = ElementTree.SubElement(schema_suite, "testcase", classname="kubernetes-schema", name=result.resource)
+        case = ElementTree.SubElement(schema_suite, "testcase", classname="kubernetes-schema", name=result.resource,
+                                      **places.get(result.urn, {}))
         if result.findings:
             failure = ElementTree.SubElement(case, "failure", message=f"invalid against {result.schema}",
                                              type="schema")
@@ -362,7 +369,8 @@ def junit(plan: Plan) -> str:
         subjects = ([(r.urn, describe(r)) for r in custom] if policy.policy_type == "resource"
                     else [("", f"stack {plan.stack}")])
         for urn, label in subjects:
-            case = ElementTree.SubElement(suite, "testcase", classname=policy.name, name=label)
+            case = ElementTree.SubElement(suite, "testcase", classname=policy.name, name=label,
+                                          **places.get(urn, {}))
             found = verdicts_by.get((policy.name, urn), [])
             if policy.policy_type == "stack":
                 found = [v for (p, _), vs in verdicts_by.items() if p == policy.name for v in vs]

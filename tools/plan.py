@@ -183,7 +183,9 @@ def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple
 
 
 def _program_failure(error: str, frame: Location | None, program_dir: Path, stack_path: Path) -> PlanError:
-    where = f" (at {frame.file.relative_to(program_dir)}:{frame.line})" if frame else ""
+    from tools.plan_locations import relative
+
+    where = f" (at {relative(frame.file, program_dir)}:{frame.line})" if frame else ""
     message = f"the program failed: {error}{where}"
     return PlanError(message, [Problem(message, frame or Location(stack_path, 1))])
 

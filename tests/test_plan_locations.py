@@ -70,3 +70,28 @@ def test_the_declaring_frame_is_the_programs_own_innermost_one(tmp_path):
     where = declared_at(frames, program)
     assert where is not None and (where.file.name, where.line) == ("operator.py", 42)
     assert declared_at(((str(tmp_path / "elsewhere.py"), 1),), program) is None
+
+
+def test_a_config_errors_problems_are_read_from_the_runerrors_context_or_not_at_all():
+    import pulumi
+
+    from tools.mockrun import config_problems_of
+
+    class ConfigError(Exception):
+        def __init__(self, problems: object):
+            super().__init__("invalid")
+            self.problems = problems
+
+    def raised(problems: object) -> pulumi.RunError:
+        try:
+            try:
+                raise ConfigError(problems)
+            except ConfigError as error:
+                raise pulumi.RunError(str(error)) from None
+        except pulumi.RunError as run_error:
+            return run_error
+
+    assert config_problems_of(raised([("gpu-platform:nodes[0].gpu", "unknown")])) == [
+        ("gpu-platform:nodes[0].gpu", "unknown")]
+    assert config_problems_of(raised(["not a pair"])) is None
+    assert config_problems_of(pulumi.RunError("no context")) is None

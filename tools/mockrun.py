@@ -315,7 +315,10 @@ def config_problems_of(error: BaseException) -> list[tuple[str, str]] | None:
         cause = cause.__context__
     if cause is None:
         return None
-    return [(str(path), str(message)) for path, message in cause.problems]  # type: ignore[attr-defined]
+    try:
+        return [(str(path), str(message)) for path, message in cause.problems]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # problems of another shape: the message alone still says it all
+        return None
 
 
 def is_secret(value: Any) -> bool:

@@ -59,3 +59,14 @@ def test_the_pull_request_workflow_runs_tests_plan_and_preview():
     preview = next(step for step in jobs["preview"]["steps"] if "pulumi/actions" in step.get("uses", ""))
     assert preview["with"]["policyPacks"] == "policies"
     assert jobs["preview-skipped"]["if"] == "${{ needs.secrets.outputs.preview != 'true' }}"
+
+
+def test_every_dev_py_command_is_documented_in_the_readme():
+    """Each command of dev.py's usage appears in a README command block or in its opening set-up paragraphs
+    (`dev.py setup` was documented only in policies/README.md)."""
+    usage = re.findall(r"^    python3 dev\.py (\w+)", (ROOT / "dev.py").read_text(), re.M)
+    readme = (ROOT / "README.md").read_text()
+    opening = readme.split("\n## ", 1)[0]
+    blocks = "\n".join(re.findall(r"```sh\n(.*?)```", readme, re.S))
+    assert usage and {"plan", "test", "setup"} <= set(usage)
+    assert [c for c in usage if f"dev.py {c}" not in blocks and f"dev.py {c}" not in opening] == []

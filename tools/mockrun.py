@@ -35,21 +35,65 @@ class StackFile:
     stack: str
     config: dict[str, str]
     secret_keys: list[str]
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Project:
+    """What Pulumi.yaml tells the CLI about running a Python program."""
+
+    name: str
+    folder: Path  # the project folder (Pulumi.yaml's)
+    main: Path  # `main:`: the program's folder (its __main__.py runs) or a .py file; default the project folder
+    stack_config_dir: Path  # `stackConfigDir:`: where Pulumi.<stack>.yaml files are
+    config: dict[str, Any]  # the project-level `config:` block (defaults and declarations)
+    virtualenv: Path | None  # runtime.options.virtualenv (or uv's default .venv), as the CLI would use it
+
+
+# The fields of a declared project-level config key (`key: {type: string, default: x}`), as the CLI reads them.
+CONFIG_DECLARATION = {"type", "description", "default", "value", "secret", "items"}
+
+
+def read_project(program_dir: Path) -> Project:
+    """Pulumi.yaml: the project's name, where its program and stack files are, its config defaults, its venv."""
+    project_file = program_dir / "Pulumi.yaml"
+    try:
+        document = yaml.safe_load(project_file.read_text())
+        name = document["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise StackFileError(f"{project_file}: not a Pulumi project file ({error})") from None
+    runtime = document.get("runtime")
+    options = (runtime.get("options") or {}) if isinstance(runtime, dict) else {}
+    virtualenv = options.get("virtualenv") or (".venv" if options.get("toolchain") == "uv" else None)
+    main = program_dir / str(document.get("main") or ".")
+    if not main.exists():
+        raise StackFileError(f"{project_file}: main: {document.get('main')} does not exist in {program_dir}")
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{project_file}: `config` must be a mapping of keys to values or declarations")
+    return Project(name=str(name), folder=program_dir, main=main.resolve(),
+                   stack_config_dir=program_dir / str(document.get("stackConfigDir") or "."),
+                   config=config, virtualenv=program_dir / str(virtualenv) if virtualenv else None)
+
+
+def _config_text(value: Any) -> str:
+    """A config value as the CLI hands it to a program: every value a string, objects and lists as JSON."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def read_stack_file(program_dir: Path, stack: str) -> StackFile:
-    """Pulumi.<stack>.yaml as the CLI hands it to a program: every value a string, objects as JSON."""
-    project_file = program_dir / "Pulumi.yaml"
-    stack_path = program_dir / f"Pulumi.{stack}.yaml"
-    try:
-        project = yaml.safe_load(project_file.read_text())["name"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise StackFileError(f"{project_file}: not a Pulumi project file ({error})") from None
+    """Pulumi.<stack>.yaml as the CLI hands it to a program, over the project-level defaults of Pulumi.yaml."""
+    project = read_project(program_dir)
+    stack_path = project.stack_config_dir / f"Pulumi.{stack}.yaml"
     try:
         # libyaml when PyYAML has it: a stack file of a large fleet is thousands of lines
         document = yaml.load(stack_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except OSError:
-        raise StackFileError(f"no stack file {stack_path.name} in {program_dir}") from None
+        raise StackFileError(f"no stack file {stack_path.name} in {stack_path.parent}") from None
     except yaml.YAMLError as error:
         raise StackFileError(f"{stack_path.name} is not valid YAML: {error}") from None
     entries = document.get("config") or {} if isinstance(document, dict) else None
@@ -58,17 +102,28 @@ def read_stack_file(program_dir: Path, stack: str) -> StackFile:
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in entries.items():
-        full_key = key if ":" in key else f"{project}:{key}"
+        full_key = key if ":" in key else f"{project.name}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[full_key] = SECRET_PLACEHOLDER
             secret_keys.append(full_key)
-        elif isinstance(value, (dict, list)):
-            config[full_key] = json.dumps(value)
-        elif isinstance(value, bool):
-            config[full_key] = "true" if value else "false"
         else:
-            config[full_key] = "" if value is None else str(value)
-    return StackFile(project, stack, config, secret_keys)
+            config[full_key] = _config_text(value)
+    for key, declared in project.config.items():
+        full_key = key if ":" in key else f"{project.name}:{key}"
+        declaration = isinstance(declared, dict) and bool(declared) and set(declared) <= CONFIG_DECLARATION
+        if declaration and declared.get("secret") and full_key in config and full_key not in secret_keys:
+            raise StackFileError(f"{stack_path.name}: {full_key} must be a secret (Pulumi.yaml declares it "
+                                 "`secret: true`); set it with `pulumi config set --secret`")
+        if full_key in config:
+            continue  # the stack's value wins over the project's default
+        if not declaration:
+            config[full_key] = _config_text(declared)  # the short form: the value is the default
+        elif "value" in declared or "default" in declared:
+            config[full_key] = _config_text(declared.get("value", declared.get("default")))
+        else:
+            raise StackFileError(f"{stack_path.name}: Stack '{stack}' is missing configuration value '{full_key}' "
+                                 "(Pulumi.yaml declares it without a default)")
+    return StackFile(project.name, stack, config, secret_keys, stack_path)
 
 
 @dataclass
@@ -84,6 +139,9 @@ class Registration:
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     provider: str = ""
+    # Where the program declared it, as the SDK reports it to the engine (RegisterResourceRequest's
+    # stackTrace, innermost first): (absolute file, line) pairs, SDK-internal frames without a file left out.
+    frames: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass
@@ -130,7 +188,7 @@ class Recorder:
                         urn=response.urn, type=request.type, name=request.name, custom=request.custom,
                         parent=request.parent, inputs=_plain(rpc.deserialize_properties(request.object, True)),
                         protect=request.protect, dependencies=list(request.dependencies),
-                        provider=request.provider)
+                        provider=request.provider, frames=_frames(request))
                     recorder.resources.append(registration)
                     if on_register is not None:
                         on_register(registration)
@@ -179,12 +237,19 @@ def run_program(program_dir: Path, stack_file: StackFile, *, preview: bool = Tru
 
     runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
     recorder = Recorder(stack_file.project, stack_file.stack, preview=preview, on_register=on_register)
-    main = program_dir / "__main__.py"
-    added_path = str(program_dir) not in sys.path
+    # As the language host runs it: Pulumi.yaml's `main:` (a folder's __main__.py, or a .py file), from its
+    # folder, that folder first on sys.path.
+    try:
+        entry = read_project(program_dir).main
+    except StackFileError:
+        entry = program_dir
+    folder = entry if entry.is_dir() else entry.parent
+    main = folder / "__main__.py" if entry.is_dir() else entry
+    added_path = str(folder) not in sys.path
     if added_path:
-        sys.path.insert(0, str(program_dir))
+        sys.path.insert(0, str(folder))
     cwd = os.getcwd()
-    os.chdir(program_dir)
+    os.chdir(folder)
     thresholds = gc.get_threshold()
     if PROGRAM_GC_THRESHOLD:
         gc.set_threshold(*PROGRAM_GC_THRESHOLD)
@@ -194,7 +259,7 @@ def run_program(program_dir: Path, stack_file: StackFile, *, preview: bool = Tru
         gc.set_threshold(*thresholds)
         os.chdir(cwd)
         if added_path:
-            sys.path.remove(str(program_dir))
+            sys.path.remove(str(folder))
     return ProgramRun(recorder.resources, recorder.outputs)
 
 
@@ -215,6 +280,45 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# file URI -> path, shared by every registration (a fleet's thousands of resources come from a few files).
+_FRAME_FILES: dict[str, str] = {}
+# Frames kept per resource: the innermost few outside installed packages hold the program's declaring line.
+KEPT_FRAMES = 4
+
+
+def _frames(request: Any) -> tuple[tuple[str, int], ...]:
+    """Where the program declared a resource: the call stack the SDK sends with it (innermost first; its first
+    frame is the request's sourcePosition), frames of installed packages and without a file left out."""
+    from urllib.parse import unquote
+
+    frames = []
+    for frame in request.stackTrace.frames:
+        uri = frame.pc.uri
+        if not uri.startswith("file://") or "/site-packages/" in uri:
+            continue
+        path = _FRAME_FILES.get(uri)
+        if path is None:
+            path = _FRAME_FILES[uri] = unquote(uri[len("file://"):])
+        frames.append((path, frame.pc.line))
+        if len(frames) == KEPT_FRAMES:
+            break
+    return tuple(frames)
+
+
+def config_problems_of(error: BaseException) -> list[tuple[str, str]] | None:
+    """The (key path, message) pairs behind a program's pulumi.RunError, when it has them: this project's
+    ConfigError (components/stack_config.py) is the context of the RunError it raises."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(getattr(cause, "problems", None), list):
+        cause = cause.__context__
+    if cause is None:
+        return None
+    try:
+        return [(str(path), str(message)) for path, message in cause.problems]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # problems of another shape: the message alone still says it all
+        return None
 
 
 def is_secret(value: Any) -> bool:

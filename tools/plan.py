@@ -1,16 +1,22 @@
 """Offline plan and policy check of a stack: every resource and every policy verdict, without a cluster.
 
-    python -m tools.plan --stack lab [--program-dir DIR] [--format text|json|sarif|junit] [--out DIR]
+    python -m tools.plan --stack lab [--program-dir DIR] [--format text|json|sarif|junit] [--output FILE]
+                         [--out DIR]
 
 1. starts the policy pack exactly as the Pulumi CLI does (its own process, its own venv), in the background;
-2. runs the program's real __main__.py under the Pulumi SDK's mock engine with the stack's config file
-   (secure values as placeholders) and records every resource (type, name, parent, inputs);
+2. runs the program (Pulumi.yaml's `main:`, with its own virtualenv when that is not this one) under the
+   Pulumi SDK's mock engine with the stack's config file over the project's config defaults (secure values
+   as placeholders), and records every resource (type, name, parent, inputs, the line that declared it);
 3. checks every Kubernetes manifest against the OpenAPI schema of the cluster's Kubernetes release and
    custom resources against their CRDs;
 4. sends every resource to the pack over the analyzer gRPC protocol (Configure with the stack's
-   policy-pack config, Analyze each resource, AnalyzeStack once) and reports.
+   policy-pack config, Analyze each resource, AnalyzeStack once) and reports, each finding at the program
+   line that declared its resource and, when its value came from config, the stack file's key.
 
-Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error.
+Exit codes: 0 clean; 1 a mandatory violation or an invalid manifest; 2 a config or program error, a report
+that cannot be written, or an incomplete plan (a custom resource left unchecked: its CRD is missing from the
+upstream data folder). With --format json|sarif|junit a config or program error is reported in that format
+too, each problem at its key's line in the stack file.
 """
 from __future__ import annotations
 
@@ -21,90 +27,37 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.plan_model import (HELM_RELEASE, Failure, Location, Plan, Problem, SchemaResult, Unchecked, Verdict,
+                              describe, is_manifest)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KUBERNETES_VERSION = "1.34"
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 class PlanError(Exception):
-    """A config or program error: reported with its message (no traceback), exit code 2."""
+    """A config or program error: reported with its message (no traceback), exit code 2.
+
+    `problems` are its parts with where each is (a config key's line in the stack file, a program line), for
+    the machine-readable reports; empty when there is nothing more precise than the message."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
-@dataclass
-class SchemaResult:
-    urn: str
-    resource: str
-    schema: str
-    findings: list[str]
+# What the plan imports beyond the program's own requirements.txt (module -> the pip name, pinned in
+# requirements-dev.txt). Checked before anything else, so a venv without them gets one line, not a traceback.
+PLAN_NEEDS = {"yaml": "PyYAML", "pulumi": "pulumi", "grpc": "grpcio", "jsonschema": "jsonschema",
+              "referencing": "referencing", "kubernetes_validate": "kubernetes-validate"}
 
 
-@dataclass
-class Verdict:
-    policy: str
-    level: str
-    severity: str
-    urn: str
-    resource: str
-    message: str
+def missing_modules() -> list[str]:
+    import importlib.util
 
-
-@dataclass
-class Plan:
-    stack: str
-    program_dir: Path
-    stack_file: Path
-    resources: list[Any]
-    outputs: dict[str, Any]
-    kubernetes_version: str
-    pack: str = ""
-    policy_config: str = ""
-    policies: list[Any] = field(default_factory=list)
-    schema_results: list[SchemaResult] = field(default_factory=list)
-    schema_notes: list[str] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def mandatory(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.level == "mandatory"]
-
-    @property
-    def invalid(self) -> list[SchemaResult]:
-        return [r for r in self.schema_results if r.findings]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.mandatory or self.invalid else 0
-
-
-# --- what a resource is called in reports ------------------------------------------------------------------
-
-def is_manifest(resource: Any) -> bool:
-    return resource.custom and resource.type.startswith("kubernetes:") and resource.type != HELM_RELEASE
-
-
-def describe(resource: Any) -> str:
-    inputs = resource.inputs
-    if resource.type == HELM_RELEASE:
-        return f"helm release {inputs.get('name') or resource.name} ({inputs.get('chart')} {inputs.get('version')})"
-    if is_manifest(resource):
-        metadata = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
-        name = metadata.get("name") or resource.name
-        namespace = metadata.get("namespace")
-        return f"{inputs.get('kind', resource.type.rsplit(':', 1)[-1])} {namespace + '/' if namespace else ''}{name}"
-    return f"{resource.type} {resource.name}"
-
-
-def namespace_of(resource: Any) -> str:
-    inputs = resource.inputs
-    if resource.type == HELM_RELEASE:
-        return str(inputs.get("namespace") or "default")
-    metadata = inputs.get("metadata") if isinstance(inputs.get("metadata"), dict) else {}
-    return str(metadata.get("namespace") or "(cluster)")
+    return [package for module, package in PLAN_NEEDS.items() if importlib.util.find_spec(module) is None]
 
 
 # --- the steps --------------------------------------------------------------------------------------------
@@ -197,33 +150,76 @@ class PolicyStream:
         self.process.kill()
 
 
-def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple[Any, Any]:
+def run_program(program_dir: Path, stack: str, on_register: Any = None) -> tuple[Any, Any, str]:
+    """(stack file, the program's run, which Python ran it): in-process, or in the program's own virtualenv."""
     import pulumi
 
-    from tools.mockrun import StackFileError, read_stack_file
+    from tools.mockrun import StackFileError, config_problems_of, read_project, read_stack_file
     from tools.mockrun import run_program as run
+    from tools.program_venv import ChildError, interpreter, run_in
 
+    stack_path = stack_file_path(program_dir, stack)
     try:
         stack_file = read_stack_file(program_dir, stack)
+        python, how = interpreter(read_project(program_dir))
     except StackFileError as error:
-        raise PlanError(str(error)) from None
+        raise PlanError(str(error), [Problem(str(error), Location(stack_path, 1))]) from None
     try:
-        return stack_file, run(program_dir, stack_file, on_register=on_register)
+        if python is not None:
+            return stack_file, run_in(python, program_dir, stack_file, on_register=on_register), how
+        return stack_file, run(program_dir, stack_file, on_register=on_register), how
+    except ChildError as error:
+        if error.kind == "run":
+            raise PlanError(str(error), config_problems(error.problems, str(error), stack_path,
+                                                        stack_file.project)) from None
+        frame = Location(Path(error.frame[0]), error.frame[1]) if error.frame else None
+        raise _program_failure(str(error), frame, program_dir, stack_path) from None
     except pulumi.RunError as error:
-        raise PlanError(str(error)) from None
+        raise PlanError(str(error), config_problems(config_problems_of(error), str(error), stack_path,
+                                                    stack_file.project)) from None
     except Exception as error:  # noqa: BLE001 - a program bug: say what and where, not a traceback
-        where = _program_frame(error, program_dir)
-        raise PlanError(f"the program failed: {type(error).__name__}: {error}{where}") from None
+        raise _program_failure(f"{type(error).__name__}: {error}", _program_frame(error, program_dir),
+                               program_dir, stack_path) from None
 
 
-def _program_frame(error: BaseException, program_dir: Path) -> str:
+def _program_failure(error: str, frame: Location | None, program_dir: Path, stack_path: Path) -> PlanError:
+    from tools.plan_locations import relative
+
+    where = f" (at {relative(frame.file, program_dir)}:{frame.line})" if frame else ""
+    message = f"the program failed: {error}{where}"
+    return PlanError(message, [Problem(message, frame or Location(stack_path, 1))])
+
+
+def stack_file_path(program_dir: Path, stack: str) -> Path:
+    """Pulumi.<stack>.yaml in the project's stackConfigDir (the project folder by default)."""
+    from tools.mockrun import StackFileError, read_project
+
+    try:
+        return read_project(program_dir).stack_config_dir / f"Pulumi.{stack}.yaml"
+    except StackFileError:
+        return program_dir / f"Pulumi.{stack}.yaml"
+
+
+def config_problems(problems: list[tuple[str, str]] | None, message: str, stack_path: Path,
+                    project: str) -> list[Problem]:
+    """Each problem of a config error at its key's line in the stack file; without (key, message) pairs, the
+    whole message at the stack file's `config:` line."""
+    from tools.plan_locations import StackFileLines
+
+    lines = StackFileLines(stack_path, project)
+    if problems is None:
+        return [Problem(message, lines.location(""))]
+    return [Problem(f"{key}: {text}" if key else text, lines.location(key)) for key, text in problems]
+
+
+def _program_frame(error: BaseException, program_dir: Path) -> Location | None:
     import traceback
 
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if str(program_dir) in f.filename]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if str(program_dir) in f.filename
+              and "site-packages" not in f.filename]
     if not frames:
-        return ""
-    frame = frames[-1]
-    return f" (at {Path(frame.filename).relative_to(program_dir)}:{frame.lineno})"
+        return None
+    return Location(Path(frames[-1].filename), frames[-1].lineno or 1)
 
 
 def kubernetes_version_of(stack_file: Any, override: str | None) -> str:
@@ -238,14 +234,13 @@ def kubernetes_version_of(stack_file: Any, override: str | None) -> str:
 
 def check_schemas(plan: Plan) -> None:
     from tools.k8s_schema import CrdSchemas, SchemaNotFound, upstream_crd_files, validate
-    from tools.upstream import ENV_VAR, upstream_dir
+    from tools.plan_locations import declared_at
 
     charts = [r.inputs.get("version") for r in plan.resources
               if r.type == HELM_RELEASE and r.inputs.get("chart") == "gpu-operator"]
-    crds = None
-    upstream = upstream_dir()
-    if upstream.is_dir():
-        crds = CrdSchemas(upstream_crd_files(upstream, str(charts[0]) if charts else "v26.7.0"))
+    chart = str(charts[0]) if charts else "v26.7.0"
+    crd_files, missing = crd_source(chart)
+    crds = CrdSchemas(crd_files) if crd_files else None
     manifests = [r for r in plan.resources if is_manifest(r)]
     for resource in manifests:
         manifest = _unwrap_secrets(resource.inputs)
@@ -257,14 +252,45 @@ def check_schemas(plan: Plan) -> None:
         except SchemaNotFound as error:
             if not custom_group:
                 findings = [str(error)]
+            elif missing and group in UPSTREAM_CRD_GROUPS:
+                # The upstream data should have had its CRD: the check did not run, so the plan is incomplete.
+                plan.unchecked.append(Unchecked(resource.urn, describe(resource), missing,
+                                                declared_at(resource.frames, plan.program_dir)))
+                continue
             else:
-                plan.schema_notes.append(f"{describe(resource)}: not checked, {error}"
-                                         + ("" if crds else f" (no CRD schemas: set {ENV_VAR})"))
+                plan.schema_notes.append(f"{describe(resource)}: not checked, {error} "
+                                         f"(the upstream data folder has CRDs of {', '.join(UPSTREAM_CRD_GROUPS)})")
                 continue
         schema = (f"CRD {api_version}/{kind}" if crds is not None and crds.knows(api_version, kind)
                   else f"Kubernetes {plan.kubernetes_version} OpenAPI")
         plan.schema_results.append(SchemaResult(resource.urn, describe(resource), schema,
-                                                [str(f) for f in findings]))
+                                                [str(f) for f in findings],
+                                                declared_at(resource.frames, plan.program_dir)))
+
+
+# The custom resource groups whose CRDs the upstream data folder holds (tools/k8s_schema.upstream_crd_files).
+UPSTREAM_CRD_GROUPS = ("nvidia.com", "monitoring.coreos.com")
+
+
+def crd_source(chart: str) -> tuple[list[Path], str]:
+    """The CRD files for `chart`, and what is missing (empty when nothing is): which setting was used, where
+    it looked, and the fix."""
+    from tools.k8s_schema import upstream_crd_files
+    from tools.upstream import ENV_VAR, upstream_dir
+
+    upstream = upstream_dir()
+    source = (f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR)
+              else f"the default ../shared/upstream beside the project ({ENV_VAR} is not set)")
+    fix = f"set {ENV_VAR} to the folder that holds gpu-operator/<tag>/crds/ and prometheus-operator/"
+    if not (upstream / "gpu-operator").is_dir():
+        return [], f"no CRD schemas: {upstream} has no gpu-operator/ folder (from {source}); {fix}"
+    files = upstream_crd_files(upstream, chart)
+    if not any(f.parent.name == "crds" for f in files):
+        return files, (f"no CRD schemas of gpu-operator {chart} (or its minor release) in {upstream / 'gpu-operator'} "
+                       f"(from {source}); {fix}")
+    if not any(f.parent.name == "prometheus-operator" for f in files):
+        return files, f"no prometheus-operator CRDs in {upstream} (from {source}); {fix}"
+    return files, ""
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -279,20 +305,27 @@ def _unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def record_verdicts(plan: Plan, stream: PolicyStream) -> None:
+def record_verdicts(plan: Plan, stream: PolicyStream, project: str) -> None:
+    from tools.plan_locations import StackFileLines, config_source, declared_at
+
     info, diagnostics = stream.finish(plan.resources)
     plan.pack = info.name
     plan.policies = list(info.policies)
     by_urn = {r.urn: r for r in plan.resources}
+    leaves = StackFileLines(plan.stack_file, project).leaves() if diagnostics else []
     for diagnostic, urn in diagnostics:
         resource = by_urn.get(urn)
         plan.verdicts.append(Verdict(
             policy=diagnostic.policy_name, level=diagnostic.enforcement_level, severity=diagnostic.severity,
-            urn=urn, resource=describe(resource) if resource else (urn or "the stack"), message=diagnostic.detail))
+            urn=urn, resource=describe(resource) if resource else (urn or "the stack"), message=diagnostic.detail,
+            declared_at=declared_at(resource.frames, plan.program_dir) if resource else None,
+            config_key=config_source(diagnostic.detail, resource.inputs, leaves) if resource else None))
 
 
 def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_config: Path | None,
               kubernetes_version: str | None = None) -> Plan:
+    from tools.plan_locations import repository_root
+
     started = time.perf_counter()
     config = None
     config_path = policy_config or (ROOT / "policies" / "config" / f"{stack}.json")
@@ -302,25 +335,29 @@ def make_plan(program_dir: Path, stack: str, *, pack_dir: Path | None, policy_co
         try:
             config = load_policy_config(config_path)
         except (OSError, ValueError) as error:
-            raise PlanError(f"policy-pack config {config_path}: {error}") from None
+            message = f"policy-pack config {config_path}: {error}"
+            raise PlanError(message, [Problem(message, Location(config_path.resolve(), 1))]) from None
     elif policy_config is not None:
-        raise PlanError(f"policy-pack config {policy_config} does not exist")
+        raise PlanError(f"policy-pack config {policy_config} does not exist")  # nothing to point at
     stream = PolicyStream(pack_dir, stack, _project_name(program_dir), config) if pack_dir is not None else None
     try:
-        stack_file, run = run_program(program_dir, stack, on_register=stream.submit if stream else None)
-        plan = Plan(stack=stack, program_dir=program_dir, stack_file=program_dir / f"Pulumi.{stack}.yaml",
+        stack_file, run, interpreter = run_program(program_dir, stack, on_register=stream.submit if stream else None)
+        plan = Plan(stack=stack, program_dir=program_dir,
+                    stack_file=stack_file.path or stack_file_path(program_dir, stack),
                     resources=run.resources, outputs=run.outputs,
                     kubernetes_version=kubernetes_version_of(stack_file, kubernetes_version),
-                    policy_config=_relative(config_path) if config is not None else "")
+                    policy_config=_relative(config_path) if config is not None else "",
+                    repository=repository_root(program_dir), interpreter=interpreter)
         plan.timings["program"] = time.perf_counter() - started
         check_schemas(plan)
         plan.timings["schemas"] = time.perf_counter() - started
         if stream is not None:
             try:
-                record_verdicts(plan, stream)
+                record_verdicts(plan, stream, stack_file.project)
             except PlanError as error:
                 if plan.policy_config:
-                    raise PlanError(f"{error} ({plan.policy_config})") from None
+                    message = f"{error} ({plan.policy_config})"
+                    raise PlanError(message, [Problem(message, Location(config_path.resolve(), 1))]) from None
                 raise
             plan.timings["policies"] = time.perf_counter() - started
         return plan
@@ -354,9 +391,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-policies", action="store_true", help="skip the policy pack")
     parser.add_argument("--kubernetes-version", help="default: the stack's cluster.kubernetesVersion, else 1.34")
     parser.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
-    parser.add_argument("--output", type=Path, help="write the report here instead of stdout")
+    parser.add_argument("--output", type=Path, help="write the report to this file instead of stdout")
     parser.add_argument("--out", type=Path, help="write one manifest per resource into this directory")
     args = parser.parse_args(argv)
+
+    missing = missing_modules()
+    if missing:
+        print(f"plan: this Python ({sys.executable}) lacks {', '.join(missing)}, which the offline plan needs "
+              "beside the program's requirements.txt; run `python3 dev.py setup` (it builds ./venv from "
+              "requirements-dev.txt) and use venv/bin/python, or `pip install -r requirements-dev.txt`",
+              file=sys.stderr)
+        return 2
+    problem = output_problem(args.output, args.out)
+    if problem:
+        print(f"plan: {problem}", file=sys.stderr)
+        return 2
     from tools import plan_report
 
     program_dir = args.program_dir.resolve()
@@ -365,16 +414,57 @@ def main(argv: list[str] | None = None) -> int:
                          policy_config=args.policy_pack_config, kubernetes_version=args.kubernetes_version)
     except PlanError as error:
         print(f"plan: {error}", file=sys.stderr)
+        if args.format != "text":  # CI reads these: they report the failure too (a SARIF upload finds it)
+            from tools.plan_locations import repository_root
+
+            failure = Failure(stack=args.stack, message=str(error), stack_file=stack_file_path(program_dir, args.stack),
+                              repository=repository_root(program_dir), problems=error.problems)
+            if not emit(plan_report.render_failure(failure, args.format), args.output):
+                return 2
         return 2
-    report = plan_report.render(plan, args.format)
-    if args.output:
-        args.output.write_text(report)
-    else:
-        sys.stdout.write(report)
+    if not emit(plan_report.render(plan, args.format), args.output):
+        return 2
     if args.out:
-        written = plan_report.write_manifests(plan, args.out)
+        try:
+            written = plan_report.write_manifests(plan, args.out)
+        except OSError as error:
+            print(f"plan: cannot write the manifests into {args.out}: {error.strerror or error}", file=sys.stderr)
+            return 2
         print(f"plan: wrote {written} manifests to {args.out}", file=sys.stderr)
+    for reason in dict.fromkeys(u.reason for u in plan.unchecked):
+        names = [u.resource for u in plan.unchecked if u.reason == reason]
+        print(f"plan: INCOMPLETE, {len(names)} custom resource(s) not checked ({', '.join(names[:3])}"
+              f"{', ...' if len(names) > 3 else ''}): {reason}", file=sys.stderr)
     return plan.exit_code
+
+
+def output_problem(output: Path | None, out: Path | None) -> str:
+    """Why the report or the manifests could not be written where asked (checked before the plan runs)."""
+    if output is not None:
+        if output.is_dir():
+            return f"--output {output} is a folder; --output takes the report's file name"
+        if not output.parent.is_dir():
+            return f"--output {output}: the folder {output.parent} does not exist; create it first"
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            return f"--out {out} is a file; --out takes a folder to write one manifest per resource into"
+        existing = next((p for p in out.parents if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            return f"--out {out}: {existing} is a file, not a folder"
+    return ""
+
+
+def emit(report: str, output: Path | None) -> bool:
+    """Write the report to `output` (or stdout); False, with a one-line message, when that fails."""
+    if output is None:
+        sys.stdout.write(report)
+        return True
+    try:
+        output.write_text(report)
+    except OSError as error:
+        print(f"plan: cannot write the report to {output}: {error.strerror or error}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

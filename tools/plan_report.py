@@ -11,15 +11,32 @@ from xml.etree import ElementTree
 import yaml
 
 from tools.mockrun import SECRET_PLACEHOLDER, UNKNOWN, is_secret
-from tools.plan import HELM_RELEASE, Plan, describe, is_manifest, namespace_of
+from tools.plan_locations import declared_at, relative
+from tools.plan_model import HELM_RELEASE, Failure, Location, Plan, Problem, describe, is_manifest, namespace_of
 
 EXEMPTION_POLICY = "pod-security-exemptions"
 SCHEMA_RULE = "kubernetes-schema"
+PLAN_ERROR_RULE = "plan-error"
 INFORMATION_URI = "https://github.com/gpu-platform/gpu-platform"
 
 
 def render(plan: Plan, format: str) -> str:
     return {"text": text, "json": as_json, "sarif": sarif, "junit": junit}[format](plan)
+
+
+def render_failure(failure: Failure, format: str) -> str:
+    """A plan that could not run, in a machine-readable format: each config or program problem at its line."""
+    return {"json": failure_json, "sarif": failure_sarif, "junit": failure_junit}[format](failure)
+
+
+def _where(location: Location | None, repository: Path | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    where: dict[str, Any] = {"file": relative(location.file, repository) if repository else location.file.as_posix(),
+                             "line": location.line}
+    if location.key:
+        where["key"] = location.key
+    return where
 
 
 def redacted(value: Any) -> Any:
@@ -42,6 +59,8 @@ def text(plan: Plan) -> str:
     add = lines.append
     custom = [r for r in plan.resources if r.custom]
     add(f"Offline plan of stack '{plan.stack}' ({_rel(plan.stack_file)}): Pulumi mock engine, no cluster contacted")
+    if plan.interpreter:
+        add(f"Program run with {plan.interpreter}")
     add("")
     add(f"Resources: {len(custom)} ({len(plan.resources) - len(custom)} components)")
     for type_token, count in sorted(Counter(r.type for r in custom).items()):
@@ -63,11 +82,15 @@ def text(plan: Plan) -> str:
     add(f"Schemas: {checked - len(plan.invalid)} of {checked} manifests valid "
         f"(Kubernetes {plan.kubernetes_version} OpenAPI; custom resources against their CRDs)")
     for result in plan.invalid:
-        add(f"  INVALID {result.resource} ({result.schema})")
+        where = _where(result.declared_at, plan.repository)
+        at = f" at {where['file']}:{where['line']}" if where else ""
+        add(f"  INVALID {result.resource} ({result.schema}){at}")
         for finding in result.findings:
             add(f"    {finding}")
     for note in plan.schema_notes:
         add(f"  note: {note}")
+    for unchecked in plan.unchecked:
+        add(f"  INCOMPLETE {unchecked.resource}: not checked, {unchecked.reason}")
     add("")
     if plan.pack:
         verdicts = [v for v in plan.verdicts if v.policy != EXEMPTION_POLICY]
@@ -81,7 +104,9 @@ def text(plan: Plan) -> str:
         for policy in order:
             add(f"  [{by_policy[policy][0].level}] {policy}")
             for verdict in by_policy[policy]:
-                add(f"    {verdict.resource}")
+                at = ", ".join(f"{w['file']}:{w['line']}" for w in
+                               (_where(where, plan.repository) for where in verdict.locations()) if w)
+                add(f"    {verdict.resource}" + (f" ({at})" if at else ""))
                 for line in verdict.message.splitlines():
                     add(f"      {line}")
         exemptions = [v for v in plan.verdicts if v.policy == EXEMPTION_POLICY]
@@ -92,7 +117,8 @@ def text(plan: Plan) -> str:
     else:
         add("Policies: not run (--no-policies)")
     add("")
-    add(f"Result: {'FAIL' if plan.exit_code else 'PASS'} (exit {plan.exit_code})")
+    result = {0: "PASS", 1: "FAIL", 2: "INCOMPLETE"}[plan.exit_code]
+    add(f"Result: {result} (exit {plan.exit_code})")
     return "\n".join(lines) + "\n"
 
 
@@ -166,17 +192,35 @@ def as_json(plan: Plan) -> str:
         "exitCode": plan.exit_code,
         "kubernetesVersion": plan.kubernetes_version,
         "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
-                       "protect": r.protect, "dependencies": r.dependencies, "inputs": redacted(r.inputs)}
+                       "protect": r.protect, "dependencies": r.dependencies, "inputs": redacted(r.inputs),
+                       "declaredAt": _where(declared_at(r.frames, plan.program_dir), plan.repository)}
                       for r in plan.resources],
         "outputs": redacted(plan.outputs),
-        "schemas": [{"urn": s.urn, "resource": s.resource, "schema": s.schema, "findings": s.findings}
+        "schemas": [{"urn": s.urn, "resource": s.resource, "schema": s.schema, "findings": s.findings,
+                     "declaredAt": _where(s.declared_at, plan.repository)}
                     for s in plan.schema_results],
         "schemaNotes": plan.schema_notes,
+        "unchecked": [{"urn": u.urn, "resource": u.resource, "reason": u.reason,
+                       "declaredAt": _where(u.declared_at, plan.repository)} for u in plan.unchecked],
         "policyPack": plan.pack,
         "policyConfig": plan.policy_config,
-        "violations": [v.__dict__ for v in plan.verdicts if v.policy != EXEMPTION_POLICY],
-        "exemptions": [v.__dict__ for v in plan.verdicts if v.policy == EXEMPTION_POLICY],
+        "violations": [_verdict(v, plan) for v in plan.verdicts if v.policy != EXEMPTION_POLICY],
+        "exemptions": [_verdict(v, plan) for v in plan.verdicts if v.policy == EXEMPTION_POLICY],
     }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _verdict(verdict: Any, plan: Plan) -> dict[str, Any]:
+    return {"policy": verdict.policy, "level": verdict.level, "severity": verdict.severity, "urn": verdict.urn,
+            "resource": verdict.resource, "message": verdict.message,
+            "declaredAt": _where(verdict.declared_at, plan.repository),
+            "configKey": _where(verdict.config_key, plan.repository)}
+
+
+def failure_json(failure: Failure) -> str:
+    document = {"stack": failure.stack, "exitCode": 2, "error": failure.message,
+                "problems": [{"message": p.message, "location": _where(p.where, failure.repository)}
+                             for p in failure.problems]}
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -205,16 +249,15 @@ def sarif(plan: Plan) -> str:
         "defaultConfiguration": {"level": "error"},
     })
     index = {rule["id"]: i for i, rule in enumerate(rules)}
-    location = {"physicalLocation": {"artifactLocation": {"uri": _rel(plan.stack_file)},
-                                     "region": {"startLine": 1}}}
+    fallback = Location(plan.stack_file, 1)
     results = []
     for verdict in plan.verdicts:
         result: dict[str, Any] = {
             "ruleId": verdict.policy,
             "level": SARIF_LEVELS.get(verdict.level, "warning"),
             "message": {"text": f"{verdict.resource}: {verdict.message}"},
-            "locations": [{**location, "logicalLocations": [
-                {"fullyQualifiedName": verdict.urn or f"stack {plan.stack}", "kind": "resource"}]}],
+            "locations": [_sarif_location(where, plan.repository, verdict.urn or f"stack {plan.stack}")
+                          for where in verdict.locations() or [fallback]],
         }
         if verdict.policy in index:
             result["ruleIndex"] = index[verdict.policy]
@@ -224,20 +267,76 @@ def sarif(plan: Plan) -> str:
             results.append({
                 "ruleId": SCHEMA_RULE, "ruleIndex": index[SCHEMA_RULE], "level": "error",
                 "message": {"text": f"{schema_result.resource} ({schema_result.schema}): {finding}"},
-                "locations": [{**location, "logicalLocations": [
-                    {"fullyQualifiedName": schema_result.urn, "kind": "resource"}]}],
+                "locations": [_sarif_location(schema_result.declared_at or fallback, plan.repository,
+                                              schema_result.urn)],
             })
+    for unchecked in plan.unchecked:  # shown, so that an incomplete plan does not read as a clean one
+        results.append({
+            "ruleId": SCHEMA_RULE, "ruleIndex": index[SCHEMA_RULE], "level": "warning",
+            "message": {"text": f"{unchecked.resource}: not checked, {unchecked.reason}"},
+            "locations": [_sarif_location(unchecked.declared_at or fallback, plan.repository, unchecked.urn)],
+        })
+    return _sarif_document(plan.stack, rules, results)
+
+
+def _sarif_location(where: Location, repository: Path | None, resource: str = "") -> dict[str, Any]:
+    location: dict[str, Any] = {"physicalLocation": {
+        "artifactLocation": {"uri": relative(where.file, repository) if repository else where.file.as_posix()},
+        "region": {"startLine": where.line}}}
+    logical = [{"fullyQualifiedName": resource, "kind": "resource"}] if resource else []
+    if where.key:
+        logical.append({"fullyQualifiedName": where.key, "kind": "member"})
+    if logical:
+        location["logicalLocations"] = logical
+    return location
+
+
+def _sarif_document(stack: str, rules: list[dict[str, Any]], results: list[dict[str, Any]]) -> str:
     document = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "gpu-platform-plan", "informationUri": INFORMATION_URI,
                                 "semanticVersion": "0.1.0", "rules": rules}},
-            "automationDetails": {"id": f"gpu-platform-plan/{plan.stack}/"},
+            "automationDetails": {"id": f"gpu-platform-plan/{stack}/"},
             "results": results,
         }],
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def failure_sarif(failure: Failure) -> str:
+    """The config or program errors as results, each at its stack-file key (or program) line."""
+    rules = [{
+        "id": PLAN_ERROR_RULE, "name": "PlanError",
+        "shortDescription": {"text": "The stack config, the program and the policy-pack config are valid"},
+        "fullDescription": {"text": "The program validates the whole stack config before it declares anything; "
+                                    "a problem here means nothing was planned or checked."},
+        "help": {"text": "Fix the key named in the message (the message says what is allowed)."},
+        "defaultConfiguration": {"level": "error"},
+    }]
+    problems = failure.problems or [Problem(failure.message, Location(failure.stack_file, 1))]
+    results = [{"ruleId": PLAN_ERROR_RULE, "ruleIndex": 0, "level": "error", "message": {"text": problem.message},
+                "locations": [_sarif_location(problem.where, failure.repository)]} for problem in problems]
+    return _sarif_document(failure.stack, rules, results)
+
+
+def failure_junit(failure: Failure) -> str:
+    suites = ElementTree.Element("testsuites", name=f"gpu-platform plan {failure.stack}")
+    suite = ElementTree.SubElement(suites, "testsuite", name=PLAN_ERROR_RULE)
+    problems = failure.problems or [Problem(failure.message, Location(failure.stack_file, 1))]
+    for problem in problems:
+        where = _where(problem.where, failure.repository) or {}
+        case = ElementTree.SubElement(suite, "testcase", classname=PLAN_ERROR_RULE,
+                                      name=where.get("key") or f"{where.get('file')}:{where.get('line')}",
+                                      file=str(where.get("file")), line=str(where.get("line")))
+        element = ElementTree.SubElement(case, "failure", message=problem.message.splitlines()[0], type="config")
+        element.text = f"{where.get('file')}:{where.get('line')}: {problem.message}"
+    suite.set("tests", str(len(problems)))
+    suite.set("failures", str(len(problems)))
+    suite.set("errors", "0")
+    ElementTree.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"
 
 
 def _pascal(name: str) -> str:
@@ -248,9 +347,15 @@ def _pascal(name: str) -> str:
 
 def junit(plan: Plan) -> str:
     suites = ElementTree.Element("testsuites", name=f"gpu-platform plan {plan.stack}")
+    # file and line attributes (as pytest and most CI readers of JUnit use them): where each resource was declared
+    places: dict[str, dict[str, str]] = {}
+    for resource in plan.resources:
+        where = _where(declared_at(resource.frames, plan.program_dir), plan.repository)
+        places[resource.urn] = {"file": where["file"], "line": str(where["line"])} if where else {}
     schema_suite = ElementTree.SubElement(suites, "testsuite", name="kubernetes-schema")
     for result in plan.schema_results:
-        case = ElementTree.SubElement(schema_suite, "testcase", classname="kubernetes-schema", name=result.resource)
+        case = ElementTree.SubElement(schema_suite, "testcase", classname="kubernetes-schema", name=result.resource,
+                                      **places.get(result.urn, {}))
         if result.findings:
             failure = ElementTree.SubElement(case, "failure", message=f"invalid against {result.schema}",
                                              type="schema")
@@ -264,7 +369,8 @@ def junit(plan: Plan) -> str:
         subjects = ([(r.urn, describe(r)) for r in custom] if policy.policy_type == "resource"
                     else [("", f"stack {plan.stack}")])
         for urn, label in subjects:
-            case = ElementTree.SubElement(suite, "testcase", classname=policy.name, name=label)
+            case = ElementTree.SubElement(suite, "testcase", classname=policy.name, name=label,
+                                          **places.get(urn, {}))
             found = verdicts_by.get((policy.name, urn), [])
             if policy.policy_type == "stack":
                 found = [v for (p, _), vs in verdicts_by.items() if p == policy.name for v in vs]

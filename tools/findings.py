@@ -95,7 +95,7 @@ def render_text(title: str, findings: list[Finding], notes: list[str] = ()) -> s
         if finding.action:
             lines += _wrapped("      do:       ", finding.action)
     for note in notes:
-        lines.append(f"note: {note}")
+        lines += _wrapped("note: ", note)
     counts = summary(findings)
     lines += ["", f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed"]
     return "\n".join(lines) + "\n"

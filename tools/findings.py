@@ -86,23 +86,28 @@ def render_text(title: str, findings: list[Finding], notes: list[str] = ()) -> s
     """Failures and warnings with expected / found / what to do; passes one line each."""
     lines = [title, ""]
     for finding in findings:
-        lines.append(f"{finding.verdict.upper():4}  {finding.check:22} {finding.subject}")
-        if finding.verdict == "pass":
-            lines += _wrapped("      ", finding.found)
-            continue
-        lines += _wrapped("      expected: ", finding.expected)
-        lines += _wrapped("      found:    ", finding.found)
-        if finding.action:
-            lines += _wrapped("      do:       ", finding.action)
+        lines += finding_lines(finding)
     for note in notes:
-        lines += _wrapped("note: ", note)
+        lines += wrapped("note: ", note)
     counts = summary(findings)
     lines += ["", f"{counts['pass']} passed, {counts['warn']} warnings, {counts['fail']} failed"]
     return "\n".join(lines) + "\n"
 
 
-def _wrapped(head: str, text: str, width: int = 116) -> list[str]:
-    return textwrap.wrap(text, width, initial_indent=head, subsequent_indent=" " * len(head),
+def finding_lines(finding: Finding, indent: str = "") -> list[str]:
+    lines = [f"{indent}{finding.verdict.upper():4}  {finding.check:22} {finding.subject}"]
+    if finding.verdict == "pass":
+        return lines + wrapped(f"{indent}      ", finding.found)
+    lines += wrapped(f"{indent}      expected: ", finding.expected)
+    lines += wrapped(f"{indent}      found:    ", finding.found)
+    if finding.action:
+        lines += wrapped(f"{indent}      do:       ", finding.action)
+    return lines
+
+
+def wrapped(head: str, text: str, width: int = 116, hang: int = 0) -> list[str]:
+    """`text` after `head`, wrapped; continuation lines under the text (or `hang` further in)."""
+    return textwrap.wrap(text, width, initial_indent=head, subsequent_indent=" " * (len(head) + hang),
                          break_long_words=False, break_on_hyphens=False) or [head.rstrip()]
 
 

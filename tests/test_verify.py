@@ -253,6 +253,8 @@ def test_admission_policies_are_checked_once_the_program_declares_them(expect: E
     ({"a": [1, 2]}, {"a": [1]}, ["a is [1], declared [1, 2]"]),
     ({"a": {"b": "x"}}, {}, ["a is missing, declared {'b': 'x'}"]),
     ({"enabled": True}, {"enabled": "true"}, ["enabled is 'true', declared True"]),
+    ({"globalDefault": False, "x": ""}, {}, []),  # the API leaves zero values out (omitempty)
+    ({"globalDefault": True}, {}, ["globalDefault is missing, declared True"]),
 ])
 def test_drift_ignores_what_the_api_adds_and_normalises(declared: Any, found: Any, expected: list[str]) -> None:
     assert differences(declared, found) == expected

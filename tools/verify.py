@@ -556,7 +556,11 @@ def _same(declared: Any, found: Any) -> bool:
 
 
 def differences(declared: Any, found: Any, path: str = "") -> list[str]:
-    """Where `found` differs from what was declared; fields the API added are not differences."""
+    """Where `found` differs from what was declared; fields the API added are not differences, and neither are
+    declared zero values the API leaves out (its `omitempty`: a PriorityClass's `globalDefault: false` reads back
+    as no field)."""
+    if found is _MISSING and (declared is None or declared is False or declared in (0, "", [], {})):
+        return []
     if isinstance(declared, dict):
         if not isinstance(found, dict):
             return [f"{path or 'the object'} is {_brief(found)}, declared {_brief(declared)}"]

@@ -1,6 +1,6 @@
 """`dev.py upgrade-plan` without a cluster: the exact config line, NVIDIA's verdict on the pair, the rollout the
 upgrade policy gives, and what happens to each kind of pod; the live listing runs on the real tier
-(tests/real/test_verify.py)."""
+(tests/real/test_live_verify.py)."""
 from __future__ import annotations
 
 import json

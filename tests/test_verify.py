@@ -1,6 +1,6 @@
 """`dev.py verify`'s checks, without a cluster: a snapshot of a healthy lab cluster as the baseline, one change per
 case, and the verdict and message each change must give. The same failures on a real API server:
-tests/real/test_verify.py."""
+tests/real/test_live_verify.py."""
 from __future__ import annotations
 
 import copy

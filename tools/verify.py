@@ -11,7 +11,7 @@ Expectations come from the typed stack config (components/stack_config.py) and f
 declares, read by running the program under the mock engine (tools/mockrun.py), so a new declared kind is checked
 for drift without a change here. The checks are data (`CHECKS`): each is a pure function of the expectation and a
 snapshot of the cluster (`Live`), so each verdict is tested without a cluster (tests/test_verify.py) and on the
-real tier (tests/real/test_verify.py).
+real tier (tests/real/test_live_verify.py).
 
 Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 2 a usage, config or connection error.
 """

@@ -298,3 +298,8 @@ def test_a_context_that_is_not_in_the_kubeconfig_is_a_usage_error(tmp_path: Path
 def test_an_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
     assert verify.main(["--stack", "nope"]) == 2
     assert capsys.readouterr().err.startswith("verify: no stack file Pulumi.nope.yaml")
+
+
+def test_a_kubeconfig_that_does_not_exist_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert verify.main(["--kubeconfig", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == f"verify: --kubeconfig {tmp_path / 'nope'}: no such file\n"

@@ -724,6 +724,8 @@ def connect(kubeconfig: str | None, context: str | None) -> Any:
     """A client as kubectl would build it (--kubeconfig, else $KUBECONFIG, else ~/.kube/config; --context)."""
     from tools.kube import Kube, KubeError
 
+    if kubeconfig and not Path(kubeconfig).is_file():
+        raise UsageError(f"--kubeconfig {kubeconfig}: no such file")
     try:
         kube = Kube.from_kubeconfig(kubeconfig, context)
         kube.request("GET", "/version", timeout=10)

@@ -164,3 +164,20 @@ def test_json_for_automation(capsys, monkeypatch) -> None:
     assert document["current"] == "580.173.02" and document["target"] == "595.91.07"
     assert document["nodes"] == [{"name": "proj-k8sw04", "driver_now": None, "ready": None, "pods": []}]
     assert document["exitCode"] == 0 and document["commands"] and document["rollback"]
+
+
+def test_per_pool_changes_the_pools_line_and_rolls_only_its_nodes(tmp_path) -> None:
+    lab = yaml.safe_load((ROOT / "Pulumi.lab.yaml").read_text())["config"]["gpu-platform:gpuOperator"]["driver"]
+    folder = stack_dir(tmp_path, {"gpuOperator.driver": {
+        "mode": "perPool", "upgradePolicy": lab["upgradePolicy"],
+        "pools": [{"name": "a4000", "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-RTX-A4000"},
+                   "version": "580.173.02"},
+                  {"name": "other", "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L4"}, "version": "580.173.02"}]}})
+    stack = load_stack("test", folder)
+    with pytest.raises(upgrade_plan.UsageError, match=r"name the pool with --pool \(a4000, other\)"):
+        make_plan(stack, driver="595.91.07")
+    plan = make_plan(stack, driver="595.91.07", pool="a4000")
+    assert plan.changes[0].key == "gpu-platform:gpuOperator.driver.pools[0].version"
+    assert plan.changes[0].new.strip().endswith("version: 595.91.07")
+    assert [n.name for n in plan.nodes] == ["proj-k8sw04"]
+    assert make_plan(stack, driver="595.91.07", pool="other").nodes == []

@@ -303,3 +303,33 @@ def test_an_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture) -> Non
 def test_a_kubeconfig_that_does_not_exist_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert verify.main(["--kubeconfig", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == f"verify: --kubeconfig {tmp_path / 'nope'}: no such file\n"
+
+
+def per_pool(expect: Expectation) -> Expectation:
+    """The lab with its driver managed per pool: one NVIDIADriver `a4000` selecting the A4000 node."""
+    from components.stack_config import compile_config
+    from tests.factories import lab_raw
+    from tools.findings import LoadedStack
+
+    raw = lab_raw()
+    policy = raw["gpuOperator"]["driver"]["upgradePolicy"]
+    raw["gpuOperator"]["driver"] = {"mode": "perPool", "upgradePolicy": policy, "pools": [
+        {"name": "a4000", "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-RTX-A4000"}, "version": "595.91.07"}]}
+    return Expectation(LoadedStack("lab", ROOT / "Pulumi.lab.yaml", raw, compile_config(raw)), expect.declared)
+
+
+def test_per_pool_each_pool_needs_its_nvidiadriver_at_its_version(expect: Expectation) -> None:
+    pools = per_pool(expect)
+    live = healthy(pools)
+    live.nvidia_drivers = []
+    findings = run_checks(pools, live)
+    [missing] = [f for f in findings if f.check == "nvidiadriver"]
+    assert (missing.verdict, missing.subject, missing.found) == ("fail", "NVIDIADriver a4000", "missing")
+    live.nvidia_drivers = [{"metadata": {"name": "a4000"}, "spec": {"version": "595.91.07"},
+                            "status": {"state": "ready"}}]
+    labels(live)["nvidia.com/cuda.driver-version.full"] = "595.91.07"
+    findings = run_checks(pools, live)
+    assert [f.verdict for f in findings if f.check in ("nvidiadriver", "driver-version")] == ["pass", "pass"]
+    [driver] = [f for f in findings if f.check == "driver-version"]
+    assert driver.expected == ("nvidia.com/cuda.driver-version.full=595.91.07 "
+                               "(gpuOperator.driver.pools[0].version)")

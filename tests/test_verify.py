@@ -333,3 +333,19 @@ def test_per_pool_each_pool_needs_its_nvidiadriver_at_its_version(expect: Expect
     [driver] = [f for f in findings if f.check == "driver-version"]
     assert driver.expected == ("nvidia.com/cuda.driver-version.full=595.91.07 "
                                "(gpuOperator.driver.pools[0].version)")
+
+
+def test_sharing_labels_not_written_yet_point_at_gfd_not_at_the_device_plugin(expect: Expectation) -> None:
+    live = healthy(expect)
+    del labels(live)["nvidia.com/gpu.sharing-strategy"], labels(live)["nvidia.com/gpu.replicas"]
+    [finding] = [f for f in run_checks(expect, live) if f.check == "sharing"]
+    assert finding.verdict == "fail"
+    assert finding.action.startswith("GFD has not written its sharing labels on the node yet")
+
+
+def test_a_stack_never_deployed_says_so_once_per_group(expect: Expectation) -> None:
+    live = healthy(expect)
+    live.declared = [DeclaredObject(d.manifest, None) for d in live.declared]
+    [rbac] = [f for f in run_checks(expect, live) if f.check == "rbac"]
+    assert rbac.found.startswith("none of them exists (ClusterRole gpu-platform-observer")
+    assert rbac.action.startswith("`pulumi up` has not run for this stack on this cluster")

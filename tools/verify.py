@@ -396,6 +396,10 @@ def check_sharing(expect: Expectation, live: Live) -> list[Finding]:
         action = (f"the device plugin serves another config than the stack's (the operator does not watch its "
                   f"ConfigMap, NVIDIA/gpu-operator#1144): {restart}, then `kubectl get node {node.name} -L "
                   f"{REPLICAS_LABEL}`; if it still differs, see the device-plugin-config check")
+        if allocatable == str(want) and all(p.startswith((SHARING_STRATEGY_LABEL, REPLICAS_LABEL)) and " missing " in p
+                                            for p in problems):
+            action = ("GFD has not written its sharing labels on the node yet: see the gfd-labels check (GFD runs "
+                      "after the driver, the toolkit and the device plugin)")
         if allocatable in ("0", ""):
             action = (f"the node advertises no {resource}: the device plugin is not running there "
                       f"(`kubectl -n {namespace} get pods -l app=nvidia-device-plugin-daemonset -o wide`); it waits "
@@ -625,7 +629,12 @@ def check_declared(expect: Expectation, live: Live) -> list[Finding]:
         kinds = ", ".join(sorted({str(i.manifest.get("kind")) for i in items}))
         subject = f"{kinds} ({len(items)} declared)"
         expected = f"{len(items)} object(s) exactly as the stack declares them"
-        if problems:
+        if items and all(item.live is None for item in items):
+            findings.append(Finding(check, subject, "fail", expected,
+                                    f"none of them exists ({', '.join(describe(i.manifest) for i in items)})",
+                                    "`pulumi up` has not run for this stack on this cluster (or --context names "
+                                    "another cluster)"))
+        elif problems:
             findings.append(Finding(check, subject, "fail", expected, "; ".join(problems),
                                     "the cluster drifted from the stack (a hand edit, or `pulumi up` has not run "
                                     "since the config changed): `pulumi preview --refresh` shows it, `pulumi up "

@@ -690,7 +690,9 @@ def declared_manifests(program_dir: Path, stack: str) -> tuple[dict[str, Any], .
         if (resource.custom and resource.type.startswith("kubernetes:") and resource.type not in NOT_OBJECTS
                 and isinstance(metadata, dict) and metadata.get("name") and resource.inputs.get("kind")):
             manifests.append(unwrap(resource.inputs))
-    return tuple(manifests)
+    # The mock engine records in completion order, which varies from run to run; reports should not.
+    return tuple(sorted(manifests, key=lambda m: (str(m["kind"]), str(m["metadata"].get("namespace") or ""),
+                                                  str(m["metadata"]["name"]))))
 
 
 def collect(kube: Any, expect: Expectation) -> Live:

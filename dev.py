@@ -2,6 +2,12 @@
 """The project's two entry points, each doing its own set-up idempotently.
 
     python3 dev.py plan [--stack lab] [plan options]   offline plan + policy verdicts of a stack
+    python3 dev.py verify [--stack lab] [--kubeconfig F] [--context C] [--json]
+                                                        read-only check of a live cluster against the stack
+    python3 dev.py compat --kubernetes X.Y [--chart V] [--driver V] [--json]
+                                                        does the pinned chart and driver support the target?
+    python3 dev.py upgrade-plan --driver V | --chart V [--kubeconfig F] [--context C] [--json]
+                                                        the config change, NVIDIA's support, the rollout, the commands
     python3 dev.py test [pytest options]                the test suite, both tiers (builds what they need)
     python3 dev.py bench [names]                        the benchmarks under bench/
     python3 dev.py setup                                only the two virtualenvs
@@ -25,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 MIN_PYTHON = (3, 11)
+# The read-only commands (tools/<module>.py); each takes --stack (default lab) itself.
+READ_ONLY = {"verify": "tools.verify", "compat": "tools.compat", "upgrade-plan": "tools.upgrade_plan"}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -102,7 +110,7 @@ def ensure_promtool() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"plan", "test", "bench", "setup", "toolchain", "cluster", "pulumi"}:
+    if not argv or argv[0] not in {"plan", "test", "bench", "setup", "toolchain", "cluster", "pulumi", *READ_ONLY}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -120,6 +128,8 @@ def main(argv: list[str]) -> int:
     if command == "plan":
         args = rest if any(a == "--stack" or a.startswith("--stack=") for a in rest) else ["--stack", "lab", *rest]
         return subprocess.run([str(python), "-m", "tools.plan", *args]).returncode
+    if command in READ_ONLY:
+        return subprocess.run([str(python), "-m", READ_ONLY[command], *rest]).returncode
     if command == "bench":
         return subprocess.run([str(python), "-m", "bench", *rest]).returncode
     ensure_promtool()

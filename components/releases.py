@@ -121,3 +121,14 @@ def end_of_life_branches() -> dict[str, EndOfLifeBranch]:
 
 def driver_branch(version: str) -> str:
     return version.split(".", 1)[0]
+
+
+# Which platform rows of NVIDIA's support tables apply to a cluster, by its container-runtime preset.
+SUPPORT_PLATFORMS = {"rke2": "rke2", "k3s": "k3s", "containerd": "kubernetes", "cri-o": "kubernetes"}
+
+
+@cache
+def kubernetes_support() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(chart release, platform) -> the Kubernetes minor releases NVIDIA validated (data/kubernetes-support.tsv)."""
+    return {(chart, platform): tuple(versions.split())
+            for chart, platform, versions, _commit in _rows("kubernetes-support.tsv")}

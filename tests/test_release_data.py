@@ -48,3 +48,28 @@ def test_the_design_notes_pin_was_never_built_as_a_driver_container(upstream):
     builds = {r["driver_version"] for r in read_tsv(upstream / "gpu-operator" / "driver-container-builds.tsv")}
     assert "525.85.05" not in builds
     assert "525.85.05" not in end_of_life_branches()["525"].container_builds
+
+
+def test_kubernetes_support_matches_nvidias_platform_tables(upstream):
+    """components/data/kubernetes-support.tsv: per release and platform, the minor releases NVIDIA lists for every
+    operating system in the GPU-passthrough tables (the lab's Proxmox VM)."""
+    from components.releases import kubernetes_support
+
+    rows = read_tsv(upstream / "gpu-operator" / "kubernetes-support.tsv")
+    expected = {}
+    for chart in supported_releases():
+        for platform in ("kubernetes", "rke2", "k3s"):
+            listed = [set(r["versions"].split()) for r in rows if r["release"] == chart
+                      and r["platform"] == platform and "GPU Passthrough" in r["table"]]
+            if listed:
+                expected[(chart, platform)] = sorted(set.intersection(*listed), key=lambda v: int(v.split(".")[1]))
+    assert {key: list(versions) for key, versions in kubernetes_support().items()} == expected
+
+
+def test_the_lab_kubernetes_is_supported_by_every_release_and_1_36_needs_26_3_2():
+    from components.releases import kubernetes_support
+
+    support = kubernetes_support()
+    assert all("1.34" in support[(chart, "rke2")] for chart in supported_releases())
+    assert [chart for chart in supported_releases() if "1.36" in support[(chart, "rke2")]] == [
+        "v26.3.2", "v26.3.3", "v26.7.0"]

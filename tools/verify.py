@@ -681,7 +681,7 @@ def declared_manifests(program_dir: Path, stack: str) -> tuple[dict[str, Any], .
         return value
 
     try:
-        _, run = run_program(program_dir, stack)
+        _, run, _ = run_program(program_dir, stack)
     except PlanError as error:
         raise UsageError(str(error)) from None
     manifests = []

@@ -50,7 +50,8 @@ def test_a_driver_upgrade_names_the_line_and_the_rollout(lab) -> None:
     assert (change.file, change.key) == ("Pulumi.lab.yaml", "gpu-platform:gpuOperator.driver.version")
     assert lines[change.line - 1] == change.old == "      version: 580.173.02"
     assert change.new == "      version: 595.91.07"
-    assert {f.check: f.verdict for f in plan.findings} == {"driver": "pass", "stack-config": "pass"}
+    assert {f.check: f.verdict for f in plan.findings} == {"driver": "pass", "pack-allowlist": "pass",
+                                                           "stack-config": "pass"}
     assert checks(plan)["driver"].found == "documented (default recommended)"
     assert plan.rollout[0].startswith("1 GPU node(s) (proj-k8sw04), 1 at a time (maxParallelUpgrades 1, "
                                       "maxUnavailable 1): 1 round(s)")
@@ -61,6 +62,18 @@ def test_a_driver_upgrade_names_the_line_and_the_rollout(lab) -> None:
                                 "--policy-pack-config policies/config/lab.json")
     assert plan.rollback[0] == "revert the change (gpu-platform:gpuOperator.driver.version: 580.173.02), e.g. " \
                                "`git revert` of its commit"
+
+
+def test_a_documented_driver_the_pack_does_not_allow_yet_says_to_add_it_in_the_same_change(lab) -> None:
+    """The pack's gpu-operator-driver-pinned refuses a preview whose driver is not in policies/config/lab.json."""
+    plan = make_plan(lab, driver="610.57.04")
+    assert checks(plan)["driver"].verdict == "pass"
+    allowlist = checks(plan)["pack-allowlist"]
+    assert (allowlist.verdict, allowlist.subject) == ("fail", "policies/config/lab.json")
+    assert allowlist.found == "allowedDriverVersions is ['580.173.02', '595.91.07']"
+    assert allowlist.action.startswith("add 610.57.04 to gpu-operator-driver-pinned.allowedDriverVersions in the "
+                                       "same pull request")
+    assert "drop 580.173.02 in a later one, after the rollout" in allowlist.action
 
 
 def test_an_undocumented_driver_fails_with_the_routes_that_work(lab, capsys, monkeypatch) -> None:

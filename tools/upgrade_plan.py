@@ -313,6 +313,28 @@ def pulumi_commands(stack_name: str) -> tuple[str, str]:
     return (f"pulumi preview --stack {stack_name} {policy}", f"pulumi up --stack {stack_name} {policy}")
 
 
+def pack_allows(stack_name: str, current: str, target: str) -> Finding:
+    """The pack's driver allowlist must name the new version in the same change, or the preview is refused."""
+    import json
+
+    from tools.findings import ROOT
+
+    config_file = ROOT / "policies" / "config" / f"{stack_name}.json"
+    subject = f"policies/config/{stack_name}.json"
+    try:
+        allowed = json.loads(config_file.read_text()).get("gpu-operator-driver-pinned", {}).get("allowedDriverVersions")
+    except (OSError, ValueError):
+        return Finding("pack-allowlist", subject, "warn", f"{target} in allowedDriverVersions", "no readable file",
+                       "the pack's gpu-operator-driver-pinned policy reads its allowlist from this file")
+    if allowed is None or target in allowed:
+        return Finding("pack-allowlist", subject, "pass", f"{target} in allowedDriverVersions",
+                       "allowed" if allowed else "no allowlist: every pinned version is allowed")
+    return Finding("pack-allowlist", subject, "fail", f"{target} in allowedDriverVersions",
+                   f"allowedDriverVersions is {allowed}",
+                   f"add {target} to gpu-operator-driver-pinned.allowedDriverVersions in the same pull request (the "
+                   f"pack refuses the preview otherwise); drop {current} in a later one, after the rollout")
+
+
 def make_plan(loaded: LoadedStack, *, driver: str | None = None, chart: str | None = None, pool: str | None = None,
               kube: Any = None) -> UpgradePlan:
     from components.releases import SUPPORT_PLATFORMS, chart_version_key, supported_releases
@@ -347,6 +369,8 @@ def make_plan(loaded: LoadedStack, *, driver: str | None = None, chart: str | No
             findings.append(compat.driver_finding(chart_now, target, "gpuOperator.driver.version",
                                                   allow_undocumented=op.driver.allow_undocumented_version))
         changes, new_values = [line_change(loaded, path, target)], [target]
+        if mode != "host":
+            findings.append(pack_allows(loaded.name, current, target))
         if mode == "host":
             rollout = [f"driver.mode is host: the operator does not install drivers. Install {target} on each GPU host "
                        f"yourself ({', '.join(node_names)}), one at a time: cordon and drain the node, install, reboot, "

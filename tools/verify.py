@@ -138,8 +138,9 @@ def check_cluster_policy(expect: Expectation, live: Live) -> list[Finding]:
             findings.append(Finding(
                 "clusterpolicy", subject, "fail", f"spec.driver.version {driver.version} (gpuOperator.driver.version)",
                 f"spec.driver.version {spec_driver.get('version') or '(none)'}",
-                "the release on the cluster is not the stack's: the last `pulumi up` did not carry this config "
-                "(run `pulumi preview` to see the difference, then `pulumi up`)"))
+                "either the last `pulumi up` did not carry this config (`pulumi preview` shows the difference; "
+                "then `pulumi up`), or the ClusterPolicy was edited by hand, which no preview shows: one `pulumi up` "
+                "with gpuOperator.chart.forceUpdate: true puts the chart's object back (docs/runbook.md, Drift)"))
             continue
         state = str(_status(policy).get("state") or "")
         if state == "ready":

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    UNKNOWN, ConfigReader, Outcome, ResourceView, get, key_path, keys, pod_spec, seq, stack_policy, violation,
-)
+from .access import UNKNOWN, get, key_path, keys, seq
+from .config import ConfigReader
+from .guard import stack_policy
+from .outcome import Outcome
+from .pods import pod_spec
+from .resource import ResourceView, violation
 
 NAME = "gpu-quota-required"
 

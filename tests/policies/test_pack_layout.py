@@ -9,9 +9,9 @@ import pkgutil
 import re
 
 import yaml
+from pulumi_policy import EnforcementLevel
 
 import gpu_policies
-from gpu_policies.common import EnforcementLevel
 
 from policy_factories import PACK_DIR
 

@@ -15,9 +15,11 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from .config import ConfigReader, ConfigCache, first_report, config_error_message
+from .config import ConfigCache, ConfigReader, config_error_message, first_report
+from .intake import claim, screened_urns
 from .outcome import NeedsKnownValues, Outcome, publish_note
 from .resource import ResourceView
+
 
 def _describe_error(exc: BaseException) -> str:
     try:
@@ -61,6 +63,9 @@ def resource_policy(*, name: str, description: str, evaluate: ResourceEvaluate,
         except Exception as exc:  # noqa: BLE001 - fail closed, see internal_error_message
             report_violation(internal_error_message(name, _subject_of(args), exc), None)
             return
+        if outcome.violations or outcome.not_applicable is None:  # it judged the resource: say what was screened
+            for message in claim(args.urn, outcome.subject or _subject_of(args)):
+                report_violation(message, None)
         for message, _ in outcome.violations:
             report_violation(message, None)
         if outcome.note is not None:
@@ -98,6 +103,12 @@ def stack_policy(*, name: str, description: str, evaluate: StackEvaluate,
         except Exception as exc:  # noqa: BLE001 - fail closed
             report_violation(internal_error_message(name, "the stack", exc), None)
             return
+        if outcome.violations or outcome.not_applicable is None:
+            by_urn = {view.urn: view for view in views}
+            for urn in screened_urns():
+                subject = by_urn[urn].display() if urn in by_urn else urn
+                for message in claim(urn, subject):
+                    report_violation(message, urn)
         for message, urn in outcome.violations:
             report_violation(message, urn)
         if outcome.unknowns:

@@ -39,13 +39,16 @@ def test_requirements_are_pinned() -> None:
 
 
 def test_main_only_assembles_the_pack_from_every_policy_module() -> None:
+    """Imports, the request screen's install, and one PolicyPack(...) listing every policy module."""
     tree = ast.parse((PACK_DIR / "__main__.py").read_text())
     body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     imports = [node for node in body if isinstance(node, (ast.Import, ast.ImportFrom))]
     rest = [node for node in body if node not in imports]
-    assert len(rest) == 1 and isinstance(rest[0], ast.Expr) and isinstance(rest[0].value, ast.Call)
-    assert getattr(rest[0].value.func, "id", None) == "PolicyPack"
-    listed = [f"{element.value.id}" for keyword in rest[0].value.keywords if keyword.arg == "policies"
+    assert len(rest) == 2 and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) for n in rest)
+    assert ast.unparse(rest[0]) == "intake.install()"  # the request screen, before the SDK builds its servicer
+    pack = rest[1].value
+    assert getattr(pack.func, "id", None) == "PolicyPack"
+    listed = [f"{element.value.id}" for keyword in pack.keywords if keyword.arg == "policies"
               for element in keyword.value.elts]  # type: ignore[attr-defined]
     assert sorted(listed) == sorted(_policy_modules())
     assert listed.index("pod_security_exemptions") == listed.index("pod_security") + 1

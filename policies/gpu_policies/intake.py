@@ -15,10 +15,17 @@ non-finite number becomes the string the JSON world spells it with (``"NaN"``, `
 that reads it fails closed on a value of the wrong type; each object or list below ``MAX_DEPTH`` levels becomes
 null (no policy reads deeper than about a dozen levels). What was screened is reported once per resource, by
 the first policy that reaches a verdict on it (``claim``), at that policy's level. Readable requests pay nothing.
+
+``install()`` also raises the cyclic garbage collector's thresholds (``GC_THRESHOLDS``). The SDK's conversion
+allocates a dict or list per value of the request, once per policy, and with Python's defaults (700, 10, 10)
+the collector's full passes over that heap took about half of a large request's time (bench/pack_scale.py
+``--compare-gc``; docs/benchmarks.md). The conversion's objects are freed by reference counting, not by the
+collector, so the higher thresholds cost no memory that matters.
 """
 from __future__ import annotations
 
 import contextvars
+import gc
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +39,9 @@ from .resource import violation
 
 MAX_DEPTH = 64
 """Levels of objects and lists kept in a screened request (the deepest path a policy reads has about 12)."""
+
+GC_THRESHOLDS = (50_000, 20, 20)
+"""The collector's thresholds in the pack process (as tools/mockrun.py uses for the program under the plan)."""
 
 MAX_REPORTED = 5
 """Findings listed per resource; the rest are counted."""
@@ -174,7 +184,7 @@ def _make_servicer(base: type) -> type:
 
 
 def install() -> None:
-    """Serve the pack through the screening servicer. The SDK builds its servicer inside ``PolicyPack(...)``
+    """Set the collector's thresholds and serve the pack through the screening servicer. The SDK builds its servicer inside ``PolicyPack(...)``
     from the module-level class ``pulumi_policy.policy._PolicyAnalyzerServicer``, so that name is replaced;
     requirements.txt pins the SDK, and a version without that class stops the pack at start with this message."""
     from pulumi_policy import policy as sdk
@@ -183,6 +193,7 @@ def install() -> None:
     if not isinstance(base, type):
         raise RuntimeError("pulumi_policy.policy._PolicyAnalyzerServicer is missing: this pulumi-policy is not "
                            "the version requirements.txt pins (1.21.0); reinstall policies/venv")
+    gc.set_threshold(*GC_THRESHOLDS)
     if getattr(base, "_gpu_policies_screening", False):
         return
     servicer = _make_servicer(base)

@@ -7,6 +7,7 @@ import ast
 import importlib
 import pkgutil
 import re
+import subprocess
 
 import yaml
 from pulumi_policy import EnforcementLevel
@@ -79,3 +80,17 @@ def test_pack_reads_no_upstream_files_and_has_no_machine_paths() -> None:
         assert not re.search(r"/work/|/home/|/root/|/tmp/", path.read_text()), path.name
     for path in code:
         assert not re.search(r"shared/upstream|GPU_PLATFORM_UPSTREAM|open\(|read_text|Path\(", path.read_text()), path.name
+
+
+def test_install_sets_the_collector_thresholds_and_the_screening_servicer() -> None:
+    """What __main__.py's ``intake.install()`` does to the pack's own process (run in a fresh interpreter of the
+    pack's venv, so this test process keeps the SDK as shipped)."""
+    from gpu_policies.intake import GC_THRESHOLDS
+
+    code = ("import gc; from gpu_policies import intake; intake.install(); intake.install(); "
+            "from pulumi_policy import policy; servicer = policy._PolicyAnalyzerServicer; "
+            "print(gc.get_threshold(), servicer.__name__, servicer.__mro__[1].__name__)")
+    done = subprocess.run([str(PACK_DIR / "venv" / "bin" / "python"), "-c", code], cwd=PACK_DIR,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{GC_THRESHOLDS} ScreeningServicer _PolicyAnalyzerServicer"

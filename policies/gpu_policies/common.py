@@ -7,7 +7,6 @@ package that imported them from here before the split (the policies themselves i
 - ``pods``: the pod-spec walker;
 - ``outcome``: what an evaluation found, the "can't run during preview" signal, notes between policies;
 - ``config``: config parsing and its once-per-run error report;
-- ``intake``: the request screen for input the SDK cannot read;
 - ``guard``: ``resource_policy``/``stack_policy``, which make every evaluation a validator that cannot fail a
   preview.
 """

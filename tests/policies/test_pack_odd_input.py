@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gpu_policies.intake import MAX_DEPTH, screen_struct
 from tools.analyzer import AnalyzerClient, Provider, Resource, make_urn
 
 from policy_factories import restricted_pod_spec, workload
+from test_pack_robustness import TYPES, json_values, shaped_resource
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 QUOTA = "kubernetes:core/v1:ResourceQuota"
@@ -109,6 +112,32 @@ def test_a_disabled_policy_reports_nothing_about_screened_input(pack: AnalyzerCl
             "Deployment tenant-a/odd", RUN_AS_USER, "NaN"))]
     finally:
         pack.configure(lab_config)
+
+
+@st.composite
+def odd_request(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A resource as the fuzzer made them: well-shaped or free-form, numbers that may be NaN or infinite, and
+    sometimes a value buried under up to 250 levels of objects and lists."""
+    type_, props = draw(st.one_of(shaped_resource(), st.tuples(st.sampled_from(TYPES), st.dictionaries(
+        st.text(max_size=6), json_values, max_size=4))))
+    if not isinstance(props, dict):
+        props = {"spec": props}
+    if draw(st.booleans()):
+        value: Any = draw(st.sampled_from([float("nan"), float("inf"), float("-inf"), "x", 1.0]))
+        for level in range(draw(st.integers(0, 250))):
+            value = {"a": value} if level % 3 else [value]
+        props = {**props, draw(st.sampled_from(["spec", "metadata", "values", "odd"])): value}
+    return type_, props
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(request=odd_request())
+def test_generated_requests_never_fail_the_rpc(pack: AnalyzerClient, request: tuple[str, dict[str, Any]]) -> None:
+    """Seeded and bounded: 60 generated requests, each sent with Analyze and alone with AnalyzeStack; an RPC
+    error would raise here, and no policy may end in its fail-closed internal error."""
+    type_, props = request
+    for result in (pack.analyze(type_, "gen", props), pack.analyze_stack([Resource(type_, "gen", props)])):
+        assert not any("internal error" in d.detail for d in result.diagnostics)
 
 
 # --- the screen itself --------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ request built before the clock starts; runs alternating, medians):
   ``json_format.MessageToDict``, deserializes it and wraps it in its unknown-checking proxy; AnalyzeStack does
   that for every resource once per stack policy) plus gRPC. pack - twin is ours.
 
-Then in-process, on the same requests, one run each: the SDK's conversion alone, done as often as the SDK does
+Then in-process (this process's heap frozen, the pack's collector thresholds), on the same requests, one run
+each: the SDK's conversion alone, done as often as the SDK does
 it (``MessageToDict`` + ``deserialize_properties`` + ``unknown_checking_proxy``), and our validators alone
 (called directly on the proxied props, as the SDK calls them). "growth" is the pack's time over the previous
 size's, and the ratio of the sizes (2.00/2x is linear).
@@ -274,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     timed = over_protocol({"pack": PACK_DIR, "twin": write_noop_pack(info)}, cases, config, args.runs)
     resource_policies, stack_policies = _policies()
+    # In-process, the collector must not walk this process's own heap (every case's props): freeze it, and use
+    # the pack's thresholds, so the figures are the pack process's.
+    from gpu_policies.intake import GC_THRESHOLDS
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
     print(f"pack_scale: one request each, over the analyzer protocol, median of {args.runs} runs; in-process once")
     header = (f"  {'request':40} {'pack s':>8} {'twin s':>8} {'ours s':>8} {'growth':>9} | "

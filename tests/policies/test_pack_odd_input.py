@@ -44,7 +44,7 @@ def deep(levels: int, leaf: Any = "x") -> Any:
 def screen_findings(result: Any) -> list[tuple[str, str, str]]:
     """(policy, level, message) of every finding about input the pack had to screen."""
     return [(d.policy_name, d.enforcement_level, d.detail) for d in result.diagnostics
-            if "cannot hold" in d.detail or "levels deep" in d.detail]
+            if "cannot hold" in d.detail or "levels deep" in d.detail or "read as sent" in d.detail]
 
 
 @pytest.mark.parametrize("number", list(SPELLED), ids=list(SPELLED.values()))
@@ -57,6 +57,16 @@ def test_a_number_json_cannot_hold_is_a_finding_not_an_rpc_error(pack: AnalyzerC
                                         non_finite_message("Deployment tenant-a/odd", RUN_AS_USER, spelled))]
     # The policies still judge the rest, and the screened value fails closed where a policy reads it.
     assert f'{RUN_AS_USER} is "{spelled}". Fix: set a non-zero user ID' in "\n".join(result.details())
+
+
+def test_many_screened_values_are_listed_up_to_five_and_counted(pack: AnalyzerClient) -> None:
+    props = workload("Deployment", name="odd")
+    props["spec"]["replicas"] = [float("nan")] * 8
+    details = [d for _, _, d in screen_findings(pack.analyze(DEPLOYMENT, "odd", props))]
+    assert details == [non_finite_message("Deployment tenant-a/odd", f"spec.replicas[{i}]", "NaN")
+                       for i in range(5)] + [
+        "Deployment tenant-a/odd: 3 more values could not be read as sent (numbers JSON cannot hold, or nesting "
+        "past 64 levels). Fix: correct them as above."]
 
 
 def test_a_non_finite_number_in_the_provider_is_screened_too(pack: AnalyzerClient) -> None:

@@ -18,8 +18,8 @@ the first policy that reaches a verdict on it (``claim``), at that policy's leve
 
 ``install()`` also raises the cyclic garbage collector's thresholds (``GC_THRESHOLDS``). The SDK's conversion
 allocates a dict or list per value of the request, once per policy, and with Python's defaults (700, 10, 10)
-the collector's full passes over that heap took about half of a large request's time (bench/pack_scale.py
-``--compare-gc``; docs/benchmarks.md). The conversion's objects are freed by reference counting, not by the
+the collector's full passes over those objects took up to half of a large request's time (an AnalyzeStack of
+400 workloads; bench/pack_scale.py ``--compare-gc``, docs/benchmarks.md). The conversion's objects are freed by reference counting, not by the
 collector, so the higher thresholds cost no memory that matters.
 """
 from __future__ import annotations

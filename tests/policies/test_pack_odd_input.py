@@ -24,7 +24,7 @@ from test_pack_robustness import TYPES, json_values, shaped_resource
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 QUOTA = "kubernetes:core/v1:ResourceQuota"
-SPELLED = {float("nan"): "NaN", float("inf"): "Infinity", float("-inf"): "-Infinity"}
+NON_FINITE = [(float("nan"), "NaN"), (float("inf"), "Infinity"), (float("-inf"), "-Infinity")]
 RUN_AS_USER = "spec.template.spec.containers[0].securityContext.runAsUser"
 
 
@@ -47,12 +47,12 @@ def screen_findings(result: Any) -> list[tuple[str, str, str]]:
             if "cannot hold" in d.detail or "levels deep" in d.detail or "read as sent" in d.detail]
 
 
-@pytest.mark.parametrize("number", list(SPELLED), ids=list(SPELLED.values()))
-def test_a_number_json_cannot_hold_is_a_finding_not_an_rpc_error(pack: AnalyzerClient, number: float) -> None:
+@pytest.mark.parametrize(("number", "spelled"), NON_FINITE, ids=[s for _, s in NON_FINITE])
+def test_a_number_json_cannot_hold_is_a_finding_not_an_rpc_error(pack: AnalyzerClient, number: float,
+                                                                 spelled: str) -> None:
     spec = restricted_pod_spec()
     spec["containers"][0]["securityContext"]["runAsUser"] = number
     result = pack.analyze(DEPLOYMENT, "odd", workload("Deployment", spec, name="odd"))
-    spelled = SPELLED[number]
     assert screen_findings(result) == [("pod-security-standards", "mandatory",
                                         non_finite_message("Deployment tenant-a/odd", RUN_AS_USER, spelled))]
     # The policies still judge the rest, and the screened value fails closed where a policy reads it.
@@ -111,7 +111,7 @@ def test_analyze_stack_screens_every_resource_and_names_each_by_urn(pack: Analyz
                for d in result.details("gpu-quota-required"))
 
 
-def test_a_disabled_policy_reports_nothing_about_screened_input(pack: AnalyzerClient, lab_config: dict) -> None:
+def test_with_the_first_judging_policy_disabled_the_next_one_reports_it(pack: AnalyzerClient, lab_config: dict) -> None:
     spec = restricted_pod_spec()
     spec["containers"][0]["securityContext"]["runAsUser"] = float("nan")
     try:

@@ -3,7 +3,7 @@
     python3 dev.py bench [names...] [--quick]        (sets up the venvs, then runs this)
     venv/bin/python -m bench [names...] [--quick]
 
-Names: lab_plan, pack_overhead, checkov, fleet, real_engine. Each is a module with
+Names: lab_plan, pack_overhead, pack_scale, checkov, fleet, real_engine. Each is a module with
 ``main(argv) -> int`` that prints its own figures (medians of several runs, ratios measured in the same run);
 ``--quick`` runs each one small and once, as a smoke test whose figures are not the ones to record.
 The full set takes about 40 minutes on two cores (most of it checkov); docs/benchmarks.md holds the figures.
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "lab_plan": ("bench.lab_plan", ["--runs", "3"]),
     "pack_overhead": ("bench.pack_overhead", ["--resources", "1000", "--runs", "1"]),
+    "pack_scale": ("bench.pack_scale", ["--containers", "250,500", "--workloads", "50,100", "--runs", "1"]),
     "checkov": ("bench.checkov_compare", ["--quick"]),
     "fleet": ("bench.fleet", ["--quick"]),
     "real_engine": ("bench.real_engine", ["--runs", "1"]),

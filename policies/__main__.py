@@ -5,12 +5,15 @@ from gpu_policies import (
     driver_documented,
     driver_pinning,
     gpu_quota,
+    intake,
     pinned_images,
     pod_security,
     pod_security_exemptions,
     rbac_bindings,
     rbac_wildcards,
 )
+
+intake.install()  # input the SDK cannot read becomes a finding, not a failed RPC (gpu_policies/intake.py)
 
 PolicyPack(
     name="gpu-platform-guardrails",

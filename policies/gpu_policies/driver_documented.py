@@ -15,10 +15,12 @@ from typing import Mapping
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, Severity
 
 from . import driver_matrix
-from .common import (
-    HELM_CHART_V4, HELM_RELEASE, UNKNOWN, ConfigReader, Outcome, ResourceView, get, is_mapping, keys,
-    not_applicable, resource_policy, seq, show, violation,
-)
+from .access import UNKNOWN, get, is_mapping, keys, seq, show
+from .config import ConfigReader
+from .guard import resource_policy
+from .outcome import Outcome, not_applicable
+from .resource import ResourceView, violation
+from .tokens import HELM_CHART_V4, HELM_RELEASE
 from .driver_pinning import BRANCH, EXACT_CHART, EXACT_DRIVER, inspect_release
 
 NAME = "gpu-operator-driver-documented"

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    CLUSTER_POLICY, HELM_CHART_V4, HELM_RELEASE, NVIDIA_DRIVER, UNKNOWN, ConfigReader, Outcome, ResourceView,
-    get, is_mapping, not_applicable, resource_policy, show, violation,
-)
+from .access import UNKNOWN, get, is_mapping, show
+from .config import ConfigReader
+from .guard import resource_policy
+from .outcome import Outcome, not_applicable
+from .resource import ResourceView, violation
+from .tokens import CLUSTER_POLICY, HELM_CHART_V4, HELM_RELEASE, NVIDIA_DRIVER
 
 NAME = "gpu-operator-driver-pinned"
 CHART_NAME = "gpu-operator"

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    UNKNOWN, ConfigReader, Outcome, ResourceView, get, key_path, keys, pod_spec, seq, stack_policy, violation,
-)
+from .access import UNKNOWN, get, key_path, keys, seq
+from .config import ConfigReader
+from .guard import stack_policy
+from .outcome import Outcome
+from .pods import pod_spec
+from .resource import ResourceView, violation
 
 NAME = "gpu-quota-required"
 
@@ -106,20 +109,21 @@ def evaluate(views: list[ResourceView], config: QuotaConfig) -> Outcome:
         unknowns.extend(f"{view.display()}: {p}" for p in walk_unknowns if "ontainers" in p)
         if pod is None:
             continue
-        requests: list[tuple[str, str, str]] = []  # (resource, container, path)
+        # (resource, container) -> the path of its first GPU request: limits, else requests. A dict, not a scan
+        # of the list so far, so a workload with thousands of GPU containers costs linear time.
+        requests: dict[tuple[str, str], str] = {}
         for container in pod.containers:
             if container.list_name == "ephemeralContainers":
                 continue  # ephemeral containers cannot have resources
             resources = get(container.body, "resources")
+            label = str(container)
             for section in ("limits", "requests"):
                 values = get(resources, section)
                 for name in config.gpu_resources:
                     quantity = get(values, name)
-                    if quantity is None or _is_zero(quantity):
+                    if quantity is None or _is_zero(quantity) or (name, label) in requests:
                         continue
-                    path = key_path(f"{container.path}.resources.{section}", name)
-                    if not any(r[0] == name and r[1] == str(container) for r in requests):
-                        requests.append((name, str(container), path))
+                    requests[(name, label)] = key_path(f"{container.path}.resources.{section}", name)
         if not requests:
             continue
         gpu_workloads += 1
@@ -129,7 +133,7 @@ def evaluate(views: list[ResourceView], config: QuotaConfig) -> Outcome:
             unknowns.append(f"{subject}: metadata.namespace")
             continue
         entry = quotas.get(namespace, _Namespace())
-        for name, container, path in requests:
+        for (name, container), path in requests.items():
             if name in entry.bounded:
                 continue
             if uncertain:

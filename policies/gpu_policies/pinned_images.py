@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    UNKNOWN, ConfigReader, Outcome, ResourceView, get, not_applicable, pod_spec, resource_policy, show,
-    violation,
-)
+from .access import UNKNOWN, get, show
+from .config import ConfigReader
+from .guard import resource_policy
+from .outcome import Outcome, not_applicable
+from .pods import pod_spec
+from .resource import ResourceView, violation
 
 NAME = "container-images-pinned"
 

@@ -16,10 +16,12 @@ from typing import Mapping
 from pulumi_policy import PolicyConfigSchema, Severity
 
 from . import pss
-from .common import (
-    UNKNOWN, ConfigReader, NeedsKnownValues, Outcome, ResourceView, get, is_mapping, keys, not_applicable,
-    pod_spec, resource_policy, show, violation,
-)
+from .access import UNKNOWN, get, is_mapping, keys, show
+from .config import ConfigReader
+from .guard import resource_policy
+from .outcome import NeedsKnownValues, Outcome, not_applicable
+from .pods import pod_spec
+from .resource import ResourceView, violation
 
 NAME = "pod-security-standards"
 

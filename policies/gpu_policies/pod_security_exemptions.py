@@ -12,7 +12,10 @@ from __future__ import annotations
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema, Severity
 
 from . import pod_security
-from .common import ConfigReader, Outcome, ResourceView, not_applicable, resource_policy, take_note
+from .config import ConfigReader
+from .guard import resource_policy
+from .outcome import Outcome, not_applicable, take_note
+from .resource import ResourceView
 
 NAME = "pod-security-exemptions"
 

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .common import UNKNOWN, PodSpecRef, get, is_mapping, keys, key_path, seq, show
+from .access import UNKNOWN, get, is_mapping, key_path, keys, seq, show
+from .pods import PodSpecRef
 
 VERSION = "v1.34"
 BASELINE = "baseline"

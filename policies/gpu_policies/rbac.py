@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import UNKNOWN, ResourceView, get, seq
+from .access import UNKNOWN, get, seq
+from .resource import ResourceView
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 RULE_FIELDS = ("apiGroups", "resources", "verbs")

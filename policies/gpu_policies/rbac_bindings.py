@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    UNKNOWN, ConfigReader, Outcome, ResourceView, get, named_reasons_schema, seq, show, stack_policy, violation,
-)
+from .access import UNKNOWN, get, seq, show
+from .config import ConfigReader, named_reasons_schema
+from .guard import stack_policy
+from .outcome import Outcome
+from .resource import ResourceView, violation
 from .rbac import binding_kind, role_kind, wildcards
 
 NAME = "rbac-no-admin-bindings"

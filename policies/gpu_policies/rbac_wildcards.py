@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from pulumi_policy import PolicyConfigSchema, Severity
 
-from .common import (
-    ConfigReader, Outcome, ResourceView, named_reasons_schema, not_applicable, resource_policy, violation,
-)
+from .config import ConfigReader, named_reasons_schema
+from .guard import resource_policy
+from .outcome import Outcome, not_applicable
+from .resource import ResourceView, violation
 from .rbac import role_kind, wildcards
 
 NAME = "rbac-no-wildcards"

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gpu_policies.common import reset_reported_config_errors
+from gpu_policies.config import reset_reported_config_errors
 from policy_factories import LAB_CONFIG, PACK_DIR
 
 

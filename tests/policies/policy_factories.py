@@ -14,7 +14,8 @@ from pulumi_policy import (
 from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from gpu_policies.common import POD_PATHS, reset_reported_config_errors
+from gpu_policies.config import reset_reported_config_errors
+from gpu_policies.tokens import POD_PATHS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACK_DIR = ROOT / "policies"

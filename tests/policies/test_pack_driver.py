@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as U
 
 from gpu_policies import driver_documented, driver_pinning
-from gpu_policies.common import UNKNOWN_STRING_VALUE as U
 
 from policy_factories import check, gpu_release
 

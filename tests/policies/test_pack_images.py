@@ -3,9 +3,9 @@ a digest (and, with requireDigest, a digest)."""
 from __future__ import annotations
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as U
 
 from gpu_policies import pinned_images
-from gpu_policies.common import UNKNOWN_STRING_VALUE as U
 
 from policy_factories import CONTAINER_LISTS, KINDS, WORKLOAD_TOKENS, check, restricted_pod_spec, spec_path, workload
 

@@ -7,11 +7,12 @@ import ast
 import importlib
 import pkgutil
 import re
+import subprocess
 
 import yaml
+from pulumi_policy import EnforcementLevel
 
 import gpu_policies
-from gpu_policies.common import EnforcementLevel
 
 from policy_factories import PACK_DIR
 
@@ -39,13 +40,16 @@ def test_requirements_are_pinned() -> None:
 
 
 def test_main_only_assembles_the_pack_from_every_policy_module() -> None:
+    """Imports, the request screen's install, and one PolicyPack(...) listing every policy module."""
     tree = ast.parse((PACK_DIR / "__main__.py").read_text())
     body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
     imports = [node for node in body if isinstance(node, (ast.Import, ast.ImportFrom))]
     rest = [node for node in body if node not in imports]
-    assert len(rest) == 1 and isinstance(rest[0], ast.Expr) and isinstance(rest[0].value, ast.Call)
-    assert getattr(rest[0].value.func, "id", None) == "PolicyPack"
-    listed = [f"{element.value.id}" for keyword in rest[0].value.keywords if keyword.arg == "policies"
+    assert len(rest) == 2 and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) for n in rest)
+    assert ast.unparse(rest[0]) == "intake.install()"  # the request screen, before the SDK builds its servicer
+    pack = rest[1].value
+    assert getattr(pack.func, "id", None) == "PolicyPack"
+    listed = [f"{element.value.id}" for keyword in pack.keywords if keyword.arg == "policies"
               for element in keyword.value.elts]  # type: ignore[attr-defined]
     assert sorted(listed) == sorted(_policy_modules())
     assert listed.index("pod_security_exemptions") == listed.index("pod_security") + 1
@@ -76,3 +80,17 @@ def test_pack_reads_no_upstream_files_and_has_no_machine_paths() -> None:
         assert not re.search(r"/work/|/home/|/root/|/tmp/", path.read_text()), path.name
     for path in code:
         assert not re.search(r"shared/upstream|GPU_PLATFORM_UPSTREAM|open\(|read_text|Path\(", path.read_text()), path.name
+
+
+def test_install_sets_the_collector_thresholds_and_the_screening_servicer() -> None:
+    """What __main__.py's ``intake.install()`` does to the pack's own process (run in a fresh interpreter of the
+    pack's venv, so this test process keeps the SDK as shipped)."""
+    from gpu_policies.intake import GC_THRESHOLDS
+
+    code = ("import gc; from gpu_policies import intake; intake.install(); intake.install(); "
+            "from pulumi_policy import policy; servicer = policy._PolicyAnalyzerServicer; "
+            "print(gc.get_threshold(), servicer.__name__, servicer.__mro__[1].__name__)")
+    done = subprocess.run([str(PACK_DIR / "venv" / "bin" / "python"), "-c", code], cwd=PACK_DIR,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{GC_THRESHOLDS} ScreeningServicer _PolicyAnalyzerServicer"

@@ -3,10 +3,11 @@ exact messages, per-namespace levels, exemptions with reasons, unknown values, p
 from __future__ import annotations
 
 import pytest
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema, Severity
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as U
 
 from gpu_policies import pod_security, pod_security_exemptions
-from gpu_policies.common import UNKNOWN_STRING_VALUE as U
-from gpu_policies.common import EnforcementLevel, PolicyConfigSchema, Severity, resource_policy
+from gpu_policies.guard import resource_policy
 
 from policy_factories import (
     KINDS, WORKLOAD_TOKENS, check, resource_args, restricted_pod_spec, run, spec_path, workload,

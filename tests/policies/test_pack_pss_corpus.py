@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gpu_policies import pss
-from gpu_policies.common import ResourceView, pod_spec
+from gpu_policies.pods import pod_spec
+from gpu_policies.resource import ResourceView
 
 from policy_factories import CONTAINER_LISTS, KINDS, WORKLOAD_TOKENS, restricted_pod_spec, spec_path, workload
 

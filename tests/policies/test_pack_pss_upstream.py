@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from gpu_policies import pod_security, pss
-from gpu_policies.common import ResourceView, pod_spec
+from gpu_policies.pods import pod_spec
+from gpu_policies.resource import ResourceView
 
 from policy_factories import check
 

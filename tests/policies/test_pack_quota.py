@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as U
 
 from gpu_policies import gpu_quota
-from gpu_policies.common import UNKNOWN_STRING_VALUE as U
 
 from policy_factories import KINDS, URN_PREFIX, WORKLOAD_TOKENS, restricted_pod_spec, run, stack_args, workload
 

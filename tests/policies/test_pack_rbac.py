@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE as U
 
 from gpu_policies import rbac_bindings, rbac_wildcards
-from gpu_policies.common import UNKNOWN_STRING_VALUE as U
 
 from policy_factories import URN_PREFIX, check, run, stack_args
 
@@ -133,7 +133,7 @@ def test_break_glass_binding_passes_only_with_its_exact_name() -> None:
                                            "strings"),
 ])
 def test_binding_config_errors(config: dict, error: str) -> None:
-    from gpu_policies.common import reset_reported_config_errors
+    from gpu_policies.config import reset_reported_config_errors
 
     reset_reported_config_errors()
     reported = run(rbac_bindings.POLICY, stack_args([], config))

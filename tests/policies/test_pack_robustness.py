@@ -18,7 +18,9 @@ from gpu_policies import (
     driver_documented, driver_pinning, gpu_quota, pinned_images, pod_security, pod_security_exemptions, rbac_bindings,
     rbac_wildcards,
 )
-from gpu_policies.common import POD_PATHS, UNKNOWN_SENTINELS, ResourceView
+from gpu_policies.access import UNKNOWN_SENTINELS
+from gpu_policies.resource import ResourceView
+from gpu_policies.tokens import POD_PATHS
 
 from policy_factories import WORKLOAD_TOKENS, resource_args, stack_args, workload
 

@@ -146,6 +146,9 @@ def test_sarif_output_validates_against_the_sarif_2_1_0_schema(sarif_schema):
     assert {"pod-security-standards", "gpu-operator-driver-pinned", "kubernetes-schema"} <= rules
     assert {r["ruleId"] for r in results if r["level"] == "error"} >= {"pod-security-standards",
                                                                         "gpu-operator-driver-pinned"}
+    # Each message names its resource once ("Deployment ml/trainer: Deployment ml/trainer, ..." was the bug).
+    texts = [r["message"]["text"] for r in results if r["ruleId"] == "pod-security-standards"]
+    assert texts and all(text.count("Deployment ml/trainer") <= 1 for text in texts), texts
 
 
 def test_junit_output_parses_and_fails_the_right_cases_at_their_lines():

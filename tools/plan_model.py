@@ -51,6 +51,10 @@ class Verdict:
     declared_at: Location | None = None  # the program line that declared the resource
     config_key: Location | None = None  # the stack-file key its judged value came from, where knowable
 
+    def summary(self) -> str:
+        """One line naming the resource once: the pack's messages already start with "Kind ns/name"."""
+        return self.message if self.message.startswith(self.resource) else f"{self.resource}: {self.message}"
+
     def locations(self) -> list[Location]:
         """Where a reviewer should see it: the config key first (what a change to the stack edits), then the
         program line."""

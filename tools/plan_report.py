@@ -113,7 +113,7 @@ def text(plan: Plan) -> str:
         add("")
         add(f"Exemptions used: {len(exemptions)}")
         for verdict in exemptions:
-            add(f"  {verdict.resource}: {verdict.message}")
+            add(f"  {verdict.summary()}")
     else:
         add("Policies: not run (--no-policies)")
     add("")
@@ -255,7 +255,7 @@ def sarif(plan: Plan) -> str:
         result: dict[str, Any] = {
             "ruleId": verdict.policy,
             "level": SARIF_LEVELS.get(verdict.level, "warning"),
-            "message": {"text": f"{verdict.resource}: {verdict.message}"},
+            "message": {"text": verdict.summary()},
             "locations": [_sarif_location(where, plan.repository, verdict.urn or f"stack {plan.stack}")
                           for where in verdict.locations() or [fallback]],
         }
@@ -378,7 +378,7 @@ def junit(plan: Plan) -> str:
                 tag = "failure" if verdict.level == "mandatory" else "system-out"
                 element = ElementTree.SubElement(case, tag, **({"message": verdict.message.splitlines()[0],
                                                                 "type": verdict.level} if tag == "failure" else {}))
-                element.text = f"{verdict.resource}: {verdict.message}"
+                element.text = verdict.summary()
     for suite in suites:
         cases = suite.findall("testcase")
         suite.set("tests", str(len(cases)))

@@ -11,6 +11,14 @@ from pydantic.alias_generators import to_camel
 Path = tuple[str | int, ...]
 
 
+# Objects the program creates are its own. A field someone changed by hand (kubectl edit, patch, label
+# --overwrite) then belongs to that field manager, and server-side apply refuses to take it back: every later
+# preview fails with a field conflict. Forcing the apply makes `pulumi up --refresh` put the config back
+# (docs/runbook.md, "Drift"). Never on the NodePatch: a node is shared with the kubelet, the node controller and
+# people, and components/gpu_nodes.py merges with them instead.
+OWNED_ANNOTATIONS = {"pulumi.com/patchForce": "true"}
+
+
 class ConfigModel(BaseModel):
     """Base of every stack-config model: frozen, unknown keys rejected, camelCase in YAML."""
 

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from .base import ConfigModel, ConfigProblems, DnsLabel, K8sName, Labels
+from .base import OWNED_ANNOTATIONS, ConfigModel, ConfigProblems, DnsLabel, K8sName, Labels
 from .chart_values import (
     CdiValues,
     DaemonsetsValues,
@@ -349,7 +349,7 @@ class GpuOperator(pulumi.ComponentResource):
                             "app.kubernetes.io/part-of": "gpu-platform", "app.kubernetes.io/managed-by": "pulumi"},
                     # If a release once rendered this ConfigMap (an adopted install, a chart that created it),
                     # Helm's next upgrade would delete it as no longer rendered; Helm skips objects that say keep.
-                    annotations={"helm.sh/resource-policy": "keep"}),
+                    annotations={"helm.sh/resource-policy": "keep", **OWNED_ANNOTATIONS}),
                 data=sharing.config_data(),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -358,7 +358,8 @@ class GpuOperator(pulumi.ComponentResource):
             registry = config.registry
             self.pull_secret = k8s.core.v1.Secret(
                 f"{name}-registry",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=registry.secret_name, namespace=namespace),
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=registry.secret_name, namespace=namespace,
+                                             annotations=OWNED_ANNOTATIONS),
                 type="kubernetes.io/dockerconfigjson",
                 string_data={".dockerconfigjson": pulumi.Output.secret(registry_password).apply(
                     lambda password: docker_config_json(registry.server, registry.username, password))},

@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
 
-from .base import ConfigModel, DnsLabel, Labels, Path
+from .base import OWNED_ANNOTATIONS, ConfigModel, DnsLabel, Labels, Path
 from .cluster import ClusterConfig
 from .gpu_nodes import GpuNodeConfig
 from .gpu_operator import GpuOperatorConfig
@@ -489,7 +489,8 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"name": RULE_NAME, "namespace": config.namespace, "labels": labels},
+            metadata={"name": RULE_NAME, "namespace": config.namespace, "labels": labels,
+                      "annotations": OWNED_ANNOTATIONS},
             spec=prometheus_rule_spec(config, nodes),
             opts=after,
         )
@@ -500,7 +501,8 @@ class Monitoring(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=DASHBOARD_CONFIGMAP, namespace=config.namespace,
                     labels={**config.dashboard.sidecar_label, **MANAGED_LABELS,
-                            "app.kubernetes.io/component": "monitoring"}),
+                            "app.kubernetes.io/component": "monitoring"},
+                    annotations=OWNED_ANNOTATIONS),
                 data={DASHBOARD_KEY: dashboard_json(config)},
                 opts=after,
             )

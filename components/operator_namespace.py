@@ -10,6 +10,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .base import OWNED_ANNOTATIONS
+
 PSA_PREFIX = "pod-security.kubernetes.io"
 
 
@@ -45,6 +47,7 @@ class OperatorNamespace(pulumi.ComponentResource):
                 name=namespace,
                 labels={**pod_security_labels("privileged", kubernetes_version),
                         **standard_labels("gpu-operator", "operator")},
+                annotations=OWNED_ANNOTATIONS,
             ),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )

@@ -29,7 +29,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from .base import ConfigModel, DnsLabel, K8sName, Path
+from .base import OWNED_ANNOTATIONS, ConfigModel, DnsLabel, K8sName, Path
 from .operator_namespace import pod_security_labels, standard_labels
 from .sharing import GPU_RESOURCE, SharingConfig
 
@@ -364,12 +364,14 @@ class TenantNamespace(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
                 labels={**pod_security_labels("restricted", kubernetes_version),
-                        **_labels("tenant-namespace"), OWNER_LABEL: tenant.owner}),
+                        **_labels("tenant-namespace"), OWNER_LABEL: tenant.owner},
+                annotations=OWNED_ANNOTATIONS),
             opts=pulumi.ResourceOptions(parent=self, protect=True))
         self.name = self.namespace.metadata.name
 
         def metadata(object_name: str, component: str) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=self.name, labels=_labels(component))
+            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=self.name, labels=_labels(component),
+                                              annotations=OWNED_ANNOTATIONS)
 
         def gpu_hard(count: int) -> dict[str, str]:
             return {f"requests.{resource}": str(count) for resource in gpu_resources}
@@ -432,7 +434,8 @@ class Tenancy(pulumi.ComponentResource):
         groups = config.groups
         self.priority_classes = [
             k8s.scheduling.v1.PriorityClass(
-                f"{name}-{pc.name}", metadata=k8s.meta.v1.ObjectMetaArgs(name=pc.name, labels=_labels("priority")),
+                f"{name}-{pc.name}", metadata=k8s.meta.v1.ObjectMetaArgs(name=pc.name, labels=_labels("priority"),
+                                                                      annotations=OWNED_ANNOTATIONS),
                 value=pc.value, global_default=False, preemption_policy=pc.preemption_policy,
                 description=pc.description, opts=child)
             for pc in config.priority_classes]
@@ -464,10 +467,12 @@ class Tenancy(pulumi.ComponentResource):
                       subjects: Sequence[str]) -> tuple[k8s.rbac.v1.ClusterRole, k8s.rbac.v1.ClusterRoleBinding]:
         child = pulumi.ResourceOptions(parent=self)
         role = k8s.rbac.v1.ClusterRole(
-            resource_name, metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=_labels("rbac")),
+            resource_name, metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=_labels("rbac"),
+                                                             annotations=OWNED_ANNOTATIONS),
             rules=_policy_rules(rules), opts=child)
         binding = k8s.rbac.v1.ClusterRoleBinding(
-            f"{resource_name}s", metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=_labels("rbac")),
+            f"{resource_name}s", metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, labels=_labels("rbac"),
+                                                             annotations=OWNED_ANNOTATIONS),
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="ClusterRole", name=role.metadata.name),
             subjects=_groups(dict.fromkeys(subjects)), opts=child)
         return role, binding
@@ -476,6 +481,7 @@ class Tenancy(pulumi.ComponentResource):
                           namespace: pulumi.Input[str]) -> k8s.rbac.v1.RoleBinding:
         return k8s.rbac.v1.RoleBinding(
             resource_name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=namespace, labels=_labels("rbac")),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=namespace, labels=_labels("rbac"),
+                                                annotations=OWNED_ANNOTATIONS),
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="ClusterRole", name=cluster_role),
             subjects=_groups(dict.fromkeys(subjects)), opts=pulumi.ResourceOptions(parent=self))

@@ -154,7 +154,8 @@ def test_registry_credentials_become_a_secret_pull_secret(recorder):
     def check(urn: str) -> None:
         secret = only(recorder, "kubernetes:core/v1:Secret")
         assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson", urn
-        assert secret.inputs["metadata"] == {"name": "gpu-operator-registry", "namespace": "gpu-operator"}
+        assert secret.inputs["metadata"] == {"name": "gpu-operator-registry", "namespace": "gpu-operator",
+                                             "annotations": {"pulumi.com/patchForce": "true"}}
         payload = secret.inputs["stringData"]
         assert is_secret(payload) or is_secret(payload[".dockerconfigjson"])
         inner = payload["value"] if is_secret(payload) else payload[".dockerconfigjson"]["value"]
@@ -225,7 +226,8 @@ def test_the_sharing_config_map_is_the_programs_and_the_release_waits_for_it(rec
         config_map = only(recorder, "kubernetes:core/v1:ConfigMap")
         assert config_map.inputs["metadata"]["name"] == "device-plugin-config-68fddfc9e6", urn
         assert config_map.inputs["metadata"]["namespace"] == "gpu-operator"
-        assert config_map.inputs["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert config_map.inputs["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep",
+                                                                "pulumi.com/patchForce": "true"}
         assert yaml.safe_load(config_map.inputs["data"]["mps-4"]) == {
             "version": "v1", "sharing": {"mps": {"renameByDefault": False,
                                                  "resources": [{"name": "nvidia.com/gpu", "replicas": 4}]}}}
@@ -250,3 +252,4 @@ def test_device_plugin_profiles_render_as_the_plugins_own_config():
     assert all(isinstance(v, str) for v in data.values())
     unchanged = mutate(lab_raw(), "nodes", lab_raw()["nodes"])
     assert compiled(unchanged).values == compiled().values
+

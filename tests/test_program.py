@@ -139,3 +139,17 @@ def test_the_stack_file_reader_turns_structured_config_into_json():
     assert json.loads(stack.config["gpu-platform:gpuOperator"])["chart"]["version"] == "v26.7.0"
     assert stack.secret_keys == []
     assert Path(ROOT / "Pulumi.lab.yaml").exists()
+
+
+def test_every_object_the_program_owns_forces_its_apply_and_the_node_patch_never_does(lab):
+    """A kubectl edit of a quota or a role makes its field another manager's; without the force, server-side apply
+    refuses it back and every later preview fails with a field conflict (tests/real/test_drift.py). A node is
+    shared, so its patch merges instead (components/gpu_nodes.py)."""
+    owned = [r for r in lab.resources if r.custom and r.type.startswith("kubernetes:")
+             and r.type not in ("kubernetes:core/v1:NodePatch", "kubernetes:helm.sh/v3:Release")]
+    assert len(owned) > 20
+    unforced = [r.name for r in owned if (r.inputs.get("metadata") or {}).get("annotations", {}).get(
+        "pulumi.com/patchForce") != "true"]
+    assert unforced == []
+    [node_patch] = [r for r in lab.resources if r.type == "kubernetes:core/v1:NodePatch"]
+    assert "pulumi.com/patchForce" not in (node_patch.inputs["metadata"].get("annotations") or {})

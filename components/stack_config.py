@@ -55,7 +55,7 @@ class StackConfig(ConfigModel):
         self._check_runtime(problems)
         self._check_nodes(problems)
         self._check_pools(problems)
-        problems.extend(("tenancy",), tenancy_problems(self))
+        problems.extend(("tenancy",), tenancy_problems(self.tenancy, operator_namespace=op.namespace))
         if self.monitoring is not None:
             problems.extend((), monitoring_problems(self.monitoring, self.cluster, op))
         monitor = op.dcgm_exporter.service_monitor

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,9 +32,6 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, fie
 from .base import ConfigModel, DnsLabel, K8sName, Path
 from .operator_namespace import pod_security_labels, standard_labels
 from .sharing import GPU_RESOURCE, SharingConfig
-
-if TYPE_CHECKING:
-    from .stack_config import StackConfig
 
 SHARED_GPU_RESOURCE = f"{GPU_RESOURCE}.shared"  # what a sharing profile with renameByDefault advertises
 # The matrix's platform roles; every other key of `groups` is a team that can own tenant namespaces.
@@ -216,9 +213,11 @@ class TenancyConfig(ConfigModel):
     tenants: list[TenantConfig] = []
 
 
-def tenancy_problems(stack: StackConfig) -> list[tuple[Path, str]]:
-    """Every cross-field problem of `stack.tenancy`, with paths relative to `tenancy`."""
-    config = stack.tenancy
+def tenancy_problems(config: TenancyConfig | None, *, operator_namespace: str) -> list[tuple[Path, str]]:
+    """Every cross-field problem of the tenancy section, with paths relative to `tenancy`.
+
+    Takes the other sections' values it needs as arguments, so that this module does not import the stack
+    config (which imports it)."""
     if config is None:
         return []
     problems: list[tuple[Path, str]] = []
@@ -238,7 +237,7 @@ def tenancy_problems(stack: StackConfig) -> list[tuple[Path, str]]:
     for index, tenant in enumerate(config.tenants):
         path: Path = ("tenants", index)
         problems += [((*path, *sub), message) for sub, message in _tenant_problems(
-            tenant, stack.gpu_operator.namespace, seen.get(tenant.namespace), teams, declared, known_classes)]
+            tenant, operator_namespace, seen.get(tenant.namespace), teams, declared, known_classes)]
         seen.setdefault(tenant.namespace, index)
     return problems
 

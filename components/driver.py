@@ -115,6 +115,7 @@ class DriverConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _rules(self) -> "DriverConfig":
+        """The mode's required and unused fields, the version's form and the pools' overlap."""
         problems = driver_rules(self)
         if problems:
             raise ConfigProblems(problems)

@@ -102,6 +102,7 @@ class ChartConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "ChartConfig":
+        """One chart source (path or repository), and an archive on disk that is the pinned release."""
         if self.path is not None and self.repository is not None:
             raise ConfigProblems([(("path",), "give the chart's `path` or its `repository`, not both")])
         if self.path is not None:

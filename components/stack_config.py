@@ -12,12 +12,12 @@ import difflib
 import json
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
 from .chart_values import GpuOperatorValues
@@ -47,103 +47,153 @@ class StackConfig(ConfigModel):
         "GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."))
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> "StackConfig":
+    def _cross_section_rules(self) -> "StackConfig":
         problems = ProblemList()
-        op = self.gpu_operator
-        release = op.chart.release
-        problems.extend(("gpuOperator", "driver"), release_problems(op.driver, release))
-        self._check_runtime(problems)
-        self._check_nodes(problems)
-        self._check_pools(problems)
-        problems.extend(("tenancy",), tenancy_problems(self.tenancy, operator_namespace=op.namespace))
-        if self.monitoring is not None:
-            problems.extend((), monitoring_problems(self.monitoring, self.cluster, op))
-        monitor = op.dcgm_exporter.service_monitor
-        if monitor.enabled and not self.cluster.prometheus_operator_crds and release.service_monitor_needs_crds:
-            problems.add(("gpuOperator", "dcgmExporter", "serviceMonitor", "enabled"),
-                         f"with chart {release.version} a DCGM ServiceMonitor without the prometheus-operator CRDs "
-                         "leaves the ClusterPolicy notReady; install the CRDs (e.g. kube-prometheus-stack) and set "
-                         "cluster.prometheusOperatorCrds: true, or set serviceMonitor.enabled: false")
+        for check in CROSS_SECTION_CHECKS:
+            check.run(self, problems)
         problems.raise_if_any()
         return self
 
-    def _check_runtime(self, problems: ProblemList) -> None:
-        release = self.gpu_operator.chart.release
-        if self.cluster.nri_plugin:
-            if not release.has_nri_plugin:
-                problems.add(("cluster", "nriPlugin"), f"the NRI plugin (cdi.nriPluginEnabled) needs chart v26.3.0 or "
-                                                       f"newer; {release.version} is pinned")
-            if self.cluster.container_runtime == "cri-o":
-                problems.add(("cluster", "nriPlugin"), "the NRI plugin is a containerd feature; CRI-O is configured")
-        for section in ("toolkit", "devicePlugin"):
-            config = self.gpu_operator.toolkit if section == "toolkit" else self.gpu_operator.device_plugin
-            for index, env in enumerate(config.extra_env):
-                reason = refused_env(env.name, env.value)
-                if reason:
-                    problems.add(("gpuOperator", section, "extraEnv", index), f"{env.name}={env.value}: {reason}")
 
-    def _check_nodes(self, problems: ProblemList) -> None:
-        op = self.gpu_operator
-        release = op.chart.release
-        sharing = op.device_plugin.sharing
-        seen: set[str] = set()
-        for index, node in enumerate(self.nodes):
-            path: Path = ("nodes", index)
-            if node.name in seen:
-                problems.add((*path, "name"), f"node {node.name!r} is listed twice")
-            seen.add(node.name)
-            product = PRODUCTS[node.gpu]
-            if node.mig_config is not None:
-                if not product.mig:
-                    problems.add((*path, "migConfig"), f"{node.gpu} has no MIG (MIG is on A100/A30, Hopper and "
-                                                       "Blackwell data-center GPUs); remove migConfig")
-                elif not op.mig_manager.enabled:
-                    problems.add((*path, "migConfig"), "a MIG profile needs the MIG manager: set "
-                                                       "gpuOperator.migManager.enabled: true")
-            if node.sharing is not None and (sharing is None or node.sharing not in sharing.profiles):
-                known = ", ".join(sorted(sharing.profiles)) if sharing else "none are configured"
-                problems.add((*path, "sharing"), f"{node.sharing!r} is not a sharing profile "
-                                                 f"(gpuOperator.devicePlugin.sharing.profiles: {known})")
-                continue
-            if sharing is None:
-                continue
-            profile_name = node.sharing or sharing.default
-            profile = sharing.profiles[profile_name]
-            if profile.mps is None:
-                continue
-            where = (*path, "sharing") if node.sharing else ("gpuOperator", "devicePlugin", "sharing", "default")
-            if not release.supports_mps:
-                problems.add(where, f"MPS sharing needs chart v24.3.0 or newer; {release.version} is pinned")
-            if node.mig_config is not None and product.mig:
-                problems.add(where, f"node {node.name!r} gets MPS profile {profile_name!r} and a MIG profile; MPS "
-                                    "cannot be used with MIG: give it a time-slicing or whole-GPU profile")
-            if profile.mps.replicas > product.max_mps_clients:
-                problems.add(where, f"MPS profile {profile_name!r} asks for {profile.mps.replicas} clients; "
-                                    f"{node.gpu} (compute capability {'.'.join(map(str, product.compute_capability))}) "
-                                    f"allows at most {product.max_mps_clients}")
+# --- rules between sections ---------------------------------------------------------------------------------------
+# Each rule names the sections it reads. When a section is invalid, the rules that read only valid sections still
+# run, and the others are named as not checked (compile_config), so one run reports every problem it can.
 
-    def _check_pools(self, problems: ProblemList) -> None:
-        pools = self.gpu_operator.driver.pools or []
-        if self.gpu_operator.driver.mode != "perPool":
-            return
-        for index, node in enumerate(self.nodes):
-            labels = node.scheduling_labels()
-            # Pools are pairwise disjoint (DriverConfig), so a node matches at most one.
-            if not any(all(labels.get(k) == v for k, v in p.node_selector.items()) for p in pools):
-                problems.add(("nodes", index), f"node {node.name!r} is selected by no driver pool, so it would get "
-                                               "no driver; add a pool whose nodeSelector matches its labels")
+@dataclass(frozen=True)
+class CrossSectionCheck:
+    """One rule between sections; `sections`: the top-level keys it reads."""
+
+    what: str
+    sections: tuple[str, ...]
+    run: Callable[[Any, ProblemList], None]
+
+
+def _check_release_drivers(stack: Any, problems: ProblemList) -> None:
+    op = stack.gpu_operator
+    problems.extend(("gpuOperator", "driver"), release_problems(op.driver, op.chart.release))
+
+
+def _check_tenancy(stack: Any, problems: ProblemList) -> None:
+    problems.extend(("tenancy",), tenancy_problems(stack.tenancy, operator_namespace=stack.gpu_operator.namespace))
+
+
+def _check_monitoring(stack: Any, problems: ProblemList) -> None:
+    if stack.monitoring is not None:
+        problems.extend((), monitoring_problems(stack.monitoring, stack.cluster, stack.gpu_operator))
+
+
+def _check_service_monitor(stack: Any, problems: ProblemList) -> None:
+    release = stack.gpu_operator.chart.release
+    monitor = stack.gpu_operator.dcgm_exporter.service_monitor
+    if monitor.enabled and not stack.cluster.prometheus_operator_crds and release.service_monitor_needs_crds:
+        problems.add(("gpuOperator", "dcgmExporter", "serviceMonitor", "enabled"),
+                     f"with chart {release.version} a DCGM ServiceMonitor without the prometheus-operator CRDs "
+                     "leaves the ClusterPolicy notReady; install the CRDs (e.g. kube-prometheus-stack) and set "
+                     "cluster.prometheusOperatorCrds: true, or set serviceMonitor.enabled: false")
+
+
+def _check_runtime(stack: Any, problems: ProblemList) -> None:
+    release = stack.gpu_operator.chart.release
+    if stack.cluster.nri_plugin:
+        if not release.has_nri_plugin:
+            problems.add(("cluster", "nriPlugin"), f"the NRI plugin (cdi.nriPluginEnabled) needs chart v26.3.0 or "
+                                                   f"newer; {release.version} is pinned")
+        if stack.cluster.container_runtime == "cri-o":
+            problems.add(("cluster", "nriPlugin"), "the NRI plugin is a containerd feature; CRI-O is configured")
+    for section in ("toolkit", "devicePlugin"):
+        config = stack.gpu_operator.toolkit if section == "toolkit" else stack.gpu_operator.device_plugin
+        for index, env in enumerate(config.extra_env):
+            reason = refused_env(env.name, env.value)
+            if reason:
+                problems.add(("gpuOperator", section, "extraEnv", index), f"{env.name}={env.value}: {reason}")
+
+
+def _check_nodes(stack: Any, problems: ProblemList) -> None:
+    op = stack.gpu_operator
+    release = op.chart.release
+    sharing = op.device_plugin.sharing
+    seen: set[str] = set()
+    for index, node in enumerate(stack.nodes):
+        path: Path = ("nodes", index)
+        if node.name in seen:
+            problems.add((*path, "name"), f"node {node.name!r} is listed twice")
+        seen.add(node.name)
+        product = PRODUCTS[node.gpu]
+        if node.mig_config is not None:
+            if not product.mig:
+                problems.add((*path, "migConfig"), f"{node.gpu} has no MIG (MIG is on A100/A30, Hopper and "
+                                                   "Blackwell data-center GPUs); remove migConfig")
+            elif not op.mig_manager.enabled:
+                problems.add((*path, "migConfig"), "a MIG profile needs the MIG manager: set "
+                                                   "gpuOperator.migManager.enabled: true")
+        if node.sharing is not None and (sharing is None or node.sharing not in sharing.profiles):
+            known = ", ".join(sorted(sharing.profiles)) if sharing else "none are configured"
+            problems.add((*path, "sharing"), f"{node.sharing!r} is not a sharing profile "
+                                             f"(gpuOperator.devicePlugin.sharing.profiles: {known})")
+            continue
+        if sharing is None:
+            continue
+        profile_name = node.sharing or sharing.default
+        profile = sharing.profiles[profile_name]
+        if profile.mps is None:
+            continue
+        where = (*path, "sharing") if node.sharing else ("gpuOperator", "devicePlugin", "sharing", "default")
+        if not release.supports_mps:
+            problems.add(where, f"MPS sharing needs chart v24.3.0 or newer; {release.version} is pinned")
+        if node.mig_config is not None and product.mig:
+            problems.add(where, f"node {node.name!r} gets MPS profile {profile_name!r} and a MIG profile; MPS "
+                                "cannot be used with MIG: give it a time-slicing or whole-GPU profile")
+        if profile.mps.replicas > product.max_mps_clients:
+            problems.add(where, f"MPS profile {profile_name!r} asks for {profile.mps.replicas} clients; "
+                                f"{node.gpu} (compute capability {'.'.join(map(str, product.compute_capability))}) "
+                                f"allows at most {product.max_mps_clients}")
+
+
+def _check_pools(stack: Any, problems: ProblemList) -> None:
+    pools = stack.gpu_operator.driver.pools or []
+    if stack.gpu_operator.driver.mode != "perPool":
+        return
+    for index, node in enumerate(stack.nodes):
+        labels = node.scheduling_labels()
+        # Pools are pairwise disjoint (DriverConfig), so a node matches at most one.
+        if not any(all(labels.get(k) == v for k, v in p.node_selector.items()) for p in pools):
+            problems.add(("nodes", index), f"node {node.name!r} is selected by no driver pool, so it would get "
+                                           "no driver; add a pool whose nodeSelector matches its labels")
+
+
+CROSS_SECTION_CHECKS: tuple[CrossSectionCheck, ...] = (
+    CrossSectionCheck("the driver versions NVIDIA documents for the pinned chart release", ("gpuOperator",),
+                      _check_release_drivers),
+    CrossSectionCheck("the container-runtime settings against the chart release", ("cluster", "gpuOperator"),
+                      _check_runtime),
+    CrossSectionCheck("the nodes' sharing and MIG profiles", ("gpuOperator", "nodes"), _check_nodes),
+    CrossSectionCheck("the nodes against the driver pools", ("gpuOperator", "nodes"), _check_pools),
+    CrossSectionCheck("the tenants against the operator namespace", ("tenancy", "gpuOperator"), _check_tenancy),
+    CrossSectionCheck("monitoring against the cluster and the DCGM exporter", ("monitoring", "cluster", "gpuOperator"),
+                      _check_monitoring),
+    CrossSectionCheck("the DCGM ServiceMonitor against the prometheus-operator CRDs", ("cluster", "gpuOperator"),
+                      _check_service_monitor),
+)
 
 
 # --- turning config into a validated plan, or one clear message -------------------------------------------------
 
 class ConfigError(Exception):
-    """Every problem of a stack config, formatted for a person."""
+    """Every problem of a stack config, formatted for a person, and the checks that could not run yet.
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    `not_checked`: rules that read a part of the config that is invalid; they run once it is fixed, and the
+    message names them so that a clean second run is not a surprise."""
+
+    def __init__(self, problems: list[tuple[str, str]], not_checked: Sequence[str] = ()):
         self.problems = problems
+        self.not_checked = list(not_checked)
         lines = [f"  - {path}: {message}" if path else f"  - {message}" for path, message in problems]
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        super().__init__(f"invalid stack config ({count}); nothing was declared:\n" + "\n".join(lines))
+        text = f"invalid stack config ({count}); nothing was declared:\n" + "\n".join(lines)
+        if self.not_checked:
+            text += ("\nnot checked yet, because they read a part with a problem above (fix it and run again):\n" +
+                     "\n".join(f"  - {item}" for item in self.not_checked))
+        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -173,7 +223,11 @@ def config_warnings(stack: StackConfig) -> list[str]:
 
 
 def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) -> CompiledConfig:
-    """Validate the `gpu-platform:*` config (bare key -> parsed value) and build the chart values; pure."""
+    """Validate the `gpu-platform:*` config (bare key -> parsed value) and build the chart values; pure.
+
+    Every problem of every section is reported in one run: when a section is invalid, the other sections are
+    still validated on their own and every rule that reads only valid sections still runs; the rules that could
+    not run are named (ConfigError.not_checked)."""
     problems: list[tuple[str, str]] = []
     model_input = {key: value for key, value in raw.items() if key not in SECRET_KEYS}
     for key in SECRET_KEYS:
@@ -181,10 +235,49 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) ->
             problems.append((f"{NAMESPACE}:{key}", "must be a secret: set it with "
                                                    f"`pulumi config set --secret {NAMESPACE}:{key} <value>`"))
     try:
-        stack = StackConfig.model_validate(model_input)
+        stack: Any = StackConfig.model_validate(model_input, by_name=False)
     except ValidationError as error:
         problems += _format_validation_error(error)
-        raise ConfigError(problems) from None
+        not_checked = _skipped_model_rules(error)
+        stack, invalid = _valid_sections(model_input)
+        rules = ProblemList()
+        if not problems_between_sections(error):  # else those rules ran, and their problems are listed
+            for check in CROSS_SECTION_CHECKS:
+                blocked = [key for key in check.sections if key in invalid]
+                if blocked:
+                    not_checked.append(f"{check.what} (reads {', '.join(NAMESPACE + ':' + k for k in blocked)})")
+                else:
+                    check.run(stack, rules)
+            problems += [(_display_path(path), message) for path, message in rules.items]
+        if problems_between_sections(error) or rules.items:
+            not_checked.append(_CHART_VALUES_AFTER_RULES)
+        else:
+            problems += _release_problems(stack, raw, invalid, not_checked)
+        raise ConfigError(problems, not_checked) from None
+    problems += _release_problems(stack, raw, set(), [])
+    if problems:
+        raise ConfigError(problems)
+    return CompiledConfig(stack=stack, values=build_chart_values(stack.gpu_operator, stack.cluster, stack.nodes),
+                          warnings=tuple(config_warnings(stack)))
+
+
+_CHART_VALUES_AFTER_RULES = "the chart values against the pinned chart release (after the rules between sections pass)"
+
+
+def problems_between_sections(error: ValidationError) -> bool:
+    """Whether StackConfig's own rules (between sections) ran and failed: all sections were valid on their own."""
+    return any(item["loc"] == () for item in error.errors())
+
+
+def _release_problems(stack: Any, raw: dict[str, Any], invalid: set[str],
+                      not_checked: list[str]) -> list[tuple[str, str]]:
+    """What needs the operator, cluster and nodes sections: the registry password, the chart values' keys."""
+    problems: list[tuple[str, str]] = []
+    blocked = [key for key in ("cluster", "gpuOperator", "nodes") if key in invalid]
+    if blocked:
+        not_checked.append("the chart values against the pinned chart release (reads "
+                           f"{', '.join(NAMESPACE + ':' + k for k in blocked)})")
+        return problems
     registry = stack.gpu_operator.registry
     if registry is not None and "registryPassword" not in raw:
         problems.append((f"{NAMESPACE}:registryPassword", "gpuOperator.registry is set, so the registry password is "
@@ -196,9 +289,48 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) ->
         problems.append((f"{NAMESPACE}:gpuOperator (chart value {'.'.join(path)})",
                          f"chart {release.version} has no {'.'.join(path)} (it arrived in {since}); pin {since} or "
                          "newer, or turn off the setting that needs it"))
-    if problems:
-        raise ConfigError(problems)
-    return CompiledConfig(stack=stack, values=values, warnings=tuple(config_warnings(stack)))
+    return problems
+
+
+_SECTION_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _valid_sections(model_input: dict[str, Any]) -> tuple[types.SimpleNamespace, set[str]]:
+    """Each top-level section validated on its own: the valid ones (by field name) and the invalid keys."""
+    valid: dict[str, Any] = {}
+    invalid: set[str] = set()
+    for name, field in StackConfig.model_fields.items():
+        key = field.alias or name
+        if key not in model_input:
+            if field.is_required():
+                invalid.add(key)
+            else:
+                valid[name] = field.get_default(call_default_factory=True)
+            continue
+        adapter = _SECTION_ADAPTERS.setdefault(name, TypeAdapter(field.annotation))
+        try:
+            valid[name] = adapter.validate_python(model_input[key], by_name=False)
+        except ValidationError:
+            invalid.add(key)
+    return types.SimpleNamespace(**valid), invalid
+
+
+def _skipped_model_rules(error: ValidationError) -> list[str]:
+    """The rules of models that did not run because a field inside them is invalid (pydantic runs a model's
+    after-validators only on valid fields); StackConfig's own are the cross-section checks, named separately."""
+    skipped: dict[str, None] = {}
+    for item in error.errors(include_url=False):
+        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        for length in range(1, len(loc)):
+            model = _model_at(loc[:length])
+            if model is None:
+                continue
+            for decorator in model.__pydantic_decorators__.model_validators.values():
+                if decorator.info.mode == "after":
+                    doc = (decorator.func.__doc__ or "its cross-field rules").strip().splitlines()[0].rstrip(".")
+                    doc = doc[:1].lower() + doc[1:]
+                    skipped[f"{_display_path(loc[:length])}: {doc}"] = None
+    return list(skipped)
 
 
 def _format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
@@ -278,22 +410,26 @@ def _unknown_key_message(loc: Path, value: Any) -> str:
 
 
 def _allowed_keys(loc: Path) -> list[str]:
-    """The keys the model accepts at `loc` (walking field annotations through lists, dicts and optionals)."""
+    """The keys the model accepts at `loc`."""
+    model = _model_at(loc)
+    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
+
+
+def _model_at(loc: Path) -> type[BaseModel] | None:
+    """The model at `loc` (walking field annotations through lists, dicts and optionals), or None."""
     annotation: Any = StackConfig
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
             field = next((f for n, f in annotation.model_fields.items() if (f.alias or n) == part), None)
             if field is None:
-                return []
+                return None
             annotation = field.annotation
         else:
             args = typing.get_args(annotation)
             annotation = args[-1] if args else None
     annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [f.alias or n for n, f in annotation.model_fields.items()]
-    return []
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _unwrap(annotation: Any) -> Any:

@@ -190,10 +190,41 @@ def test_every_problem_is_reported_at_once():
 
 def test_the_error_message_names_the_count_and_says_nothing_was_declared():
     with pytest.raises(ConfigError) as caught:
-        compile_config(lab_with(**{"gpuOperator.driver.version": "latest"}))
+        compile_config(lab_with(**{"tenancy.tenants[0].owner": "dataSci"}))
     assert str(caught.value) == (
         "invalid stack config (1 problem); nothing was declared:\n"
-        "  - gpu-platform:gpuOperator.driver.version: 'latest' is not a pin; write one exact version such as 580.173.02")
+        "  - gpu-platform:tenancy.tenants[0].owner: unknown group 'dataSci'; teams in tenancy.groups: dataScience\n"
+        "not checked yet, because they read a part with a problem above (fix it and run again):\n"
+        "  - the chart values against the pinned chart release (after the rules between sections pass)")
+
+
+def test_a_problem_in_one_section_does_not_hide_the_rules_of_the_others():
+    # A typo in monitoring used to stop every rule between sections, so the undocumented driver showed only after
+    # the typo was fixed.
+    raw = lab_with(**{"monitoring.runbookUrll": "https://x.example/runbook.md",
+                      "gpuOperator.driver.version": "525.85.05", "tenancy.tenants[0].owner": "dataSci"})
+    with pytest.raises(ConfigError) as caught:
+        compile_config(raw)
+    assert [path for path, _ in caught.value.problems] == [
+        "gpu-platform:monitoring.runbookUrll", "gpu-platform:gpuOperator.driver.version",
+        "gpu-platform:tenancy.tenants[0].owner"]
+    # what could not run is said, with the section it waits for
+    assert caught.value.not_checked == [
+        "monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)",
+        "the chart values against the pinned chart release (after the rules between sections pass)"]
+    assert str(caught.value).endswith(
+        "not checked yet, because they read a part with a problem above (fix it and run again):\n"
+        "  - monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)\n"
+        "  - the chart values against the pinned chart release (after the rules between sections pass)")
+
+
+def test_the_rules_skipped_inside_an_invalid_section_are_named():
+    with pytest.raises(ConfigError) as caught:
+        compile_config(lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": 0}))
+    assert caught.value.not_checked[0] == ("gpu-platform:gpuOperator.driver: the mode's required and unused fields, "
+                                           "the version's form and the pools' overlap")
+    assert "the chart values against the pinned chart release (reads gpu-platform:gpuOperator)" in \
+        caught.value.not_checked
 
 
 # --- sharing ------------------------------------------------------------------------------------------------------

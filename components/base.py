@@ -9,10 +9,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 Path = tuple[str | int, ...]
+# No string of the config needs more: the longest are URLs and file paths (chart.path allows 4096 itself). A
+# bound keeps one pasted blob from growing into every manifest that repeats it (a runbook URL is in every alert).
+MAX_STRING = 2048
 
 
 class ConfigModel(BaseModel):
-    """Base of every stack-config model: frozen, unknown keys rejected, camelCase in YAML."""
+    """Base of every stack-config model: frozen, unknown keys rejected, camelCase in YAML, no type coercion.
+
+    Strict, because a stack file holds exactly what YAML or `pulumi config set --path` typed: "true"/"false" and
+    integers become booleans and numbers there, everything else a string. So "yes", 1 or "no" are not booleans
+    and "900" is not a number here. Python code may build models by field name; the stack config is read by
+    alias only (`compile_config` validates with by_name=False), so `mig_manager` is not `migManager`.
+    """
 
     model_config = ConfigDict(
         frozen=True,
@@ -20,6 +29,8 @@ class ConfigModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        strict=True,
+        str_max_length=MAX_STRING,
     )
 
 

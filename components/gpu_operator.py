@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,8 @@ from .sharing import SharingConfig
 # The chart's own default operator toleration; a list in values replaces the default, so we keep it.
 CONTROL_PLANE_TOLERATION = Toleration(key="node-role.kubernetes.io/control-plane", operator="Equal", value="",
                                       effect="NoSchedule")
+# prometheus-operator's Duration (monitoring.coreos.com CRDs), without its "0".
+SCRAPE_INTERVAL_PATTERN = r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
 GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
 
 
@@ -179,7 +182,16 @@ class ServiceMonitorConfig(ConfigModel):
     """The DCGM exporter's ServiceMonitor, which the operator creates (needs the prometheus-operator CRDs)."""
 
     enabled: bool
-    interval: str = Field(default="15s", pattern=r"^\d+(ms|s|m|h)$")
+    interval: str = Field(default="15s", pattern=SCRAPE_INTERVAL_PATTERN, description=(
+        "How often Prometheus scrapes the exporter: a prometheus-operator duration such as 15s, 1m or 1m30s."))
+
+    @field_validator("interval")
+    @classmethod
+    def _some_interval(cls, value: str) -> str:
+        if not value or not re.fullmatch(SCRAPE_INTERVAL_PATTERN, value) or not any(c in "123456789" for c in value):
+            raise ValueError(f"{value!r} is not a scrape interval: whole numbers with y, w, d, h, m, s or ms, largest "
+                             "unit first and above zero, such as 15s, 1m or 1m30s")
+        return value
     honor_labels: bool = False
     additional_labels: Labels = Field(default={}, description=(
         "Labels your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack."))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from pydantic.alias_generators import to_camel
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
@@ -222,13 +223,15 @@ def config_warnings(stack: StackConfig) -> list[str]:
     return warnings
 
 
-def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) -> CompiledConfig:
+def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = (),
+                   other_keys: Collection[str] = ()) -> CompiledConfig:
     """Validate the `gpu-platform:*` config (bare key -> parsed value) and build the chart values; pure.
 
     Every problem of every section is reported in one run: when a section is invalid, the other sections are
     still validated on their own and every rule that reads only valid sections still runs; the rules that could
-    not run are named (ConfigError.not_checked)."""
-    problems: list[tuple[str, str]] = []
+    not run are named (ConfigError.not_checked). `other_keys`: the full keys of other config namespaces, to name
+    one that is a misspelling of ours (`gpu-platfrom:cluster`), which would otherwise only be "missing"."""
+    problems: list[tuple[str, str]] = _misspelt_namespace(other_keys)
     model_input = {key: value for key, value in raw.items() if key not in SECRET_KEYS}
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
@@ -259,6 +262,17 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = ()) ->
         raise ConfigError(problems)
     return CompiledConfig(stack=stack, values=build_chart_values(stack.gpu_operator, stack.cluster, stack.nodes),
                           warnings=tuple(config_warnings(stack)))
+
+
+def _misspelt_namespace(other_keys: Collection[str]) -> list[tuple[str, str]]:
+    problems = []
+    for full_key in other_keys:
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE and difflib.SequenceMatcher(None, namespace, NAMESPACE).ratio() >= 0.8:
+            problems.append((full_key, f"the namespace {namespace!r} is not this program's: did you mean "
+                                       f"{NAMESPACE}:{key}? (Pulumi passes every namespace's keys, so a misspelt one "
+                                       "is never read)"))
+    return problems
 
 
 _CHART_VALUES_AFTER_RULES = "the chart values against the pinned chart release (after the rules between sections pass)"
@@ -365,10 +379,25 @@ def _explain(item: dict[str, Any], loc: Path) -> str:
     if kind == "extra_forbidden":
         return _unknown_key_message(loc, value)
     if kind == "missing":
+        if len(loc) == 1:
+            return (f"required key is missing: set {NAMESPACE}:{loc[0]} in Pulumi.<stack>.yaml (the stack file lists "
+                    f"it under `config:` with the `{NAMESPACE}:` namespace)")
         return "required key is missing"
     message = str(item["msg"]).removeprefix("Value error, ")
     if kind == "string_type" and "env" in str(loc).lower():
         message += "; env values must be strings (quote them: \"true\"), the ClusterPolicy rejects anything else"
+    elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        message += (f"; YAML read {value!r} as a number (a version such as 580.173.02 only survives as text, and "
+                    "580.170 would become 580.17): quote it")
+    elif kind == "int_type" and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        message += ("; write the number without quotes (`pulumi config set --path` stores an integer as a number, "
+                    "`--type string` makes it text)")
+    elif kind == "float_type" and isinstance(value, str):
+        message += ("; write the number without quotes (`pulumi config set --path` stores only integers as numbers: "
+                    "add `--type float` for a decimal)")
+    elif kind == "bool_type":
+        message += ("; write true or false without quotes (`pulumi config set --path` stores those two as booleans; "
+                    "yes, no, 1 and 0 are not booleans here)")
     shown = _show(value)
     return f"{message} (got {shown})" if shown else message
 
@@ -395,12 +424,17 @@ def _unknown_key_message(loc: Path, value: Any) -> str:
     if loc[-2:] == ("mig", "enabled"):
         return _MIG_ENABLED_HINT
     allowed = _allowed_keys(loc[:-1])
+    camel = to_camel(key)
     if len(loc) == 1:
-        keys = ", ".join(f"{NAMESPACE}:{k}" for k in [*allowed, *SECRET_KEYS])
-        return f"unknown config key; this program reads {keys}"
+        keys = [*allowed, *SECRET_KEYS]
+        close = [camel] if camel != key and camel in keys else difflib.get_close_matches(key, keys, n=1)
+        hint = f"did you mean {NAMESPACE}:{close[0]}? " if close else ""
+        return f"unknown config key; {hint}this program reads {', '.join(f'{NAMESPACE}:{k}' for k in keys)}"
     message = "unknown key"
-    if loc[0] == "gpuOperator":  # chart settings: the mistake Helm would swallow
+    if loc[0] == "gpuOperator" and "_" not in key:  # chart settings: the mistake Helm would swallow
         message += " (Helm would silently ignore it; this program does not)"
+    if camel != key and camel in allowed:
+        return f"{message}; keys are camelCase: write {camel!r}"
     close = difflib.get_close_matches(key, allowed, n=1)
     if close:
         message += f"; did you mean {close[0]!r}?"
@@ -454,20 +488,23 @@ class LoadedConfig:
     registry_password: pulumi.Output[str] | None
 
 
-def read_namespace() -> tuple[dict[str, Any], set[str]]:
-    """All `gpu-platform:*` config entries (bare key -> value, objects parsed) and which keys are secrets."""
+def read_namespace() -> tuple[dict[str, Any], set[str], list[str]]:
+    """All `gpu-platform:*` config entries (bare key -> value, objects parsed), which keys are secrets, and the
+    full keys of the other namespaces."""
     from pulumi.runtime import config as runtime_config
 
     prefix = f"{NAMESPACE}:"
     entries = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_names = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
     raw: dict[str, Any] = {}
+    others: list[str] = []
     for full_key, value in entries.items():
         if not full_key.startswith(prefix):
+            others.append(full_key)
             continue
         raw[full_key[len(prefix):]] = _parse(value)
     secrets = {key for key in raw if f"{prefix}{key}" in secret_names}
-    return raw, secrets
+    return raw, secrets, sorted(others)
 
 
 def _parse(value: Any) -> Any:
@@ -481,9 +518,9 @@ def _parse(value: Any) -> Any:
 
 def load_stack_config() -> LoadedConfig:
     """The one place that reads `pulumi.Config`; raises `pulumi.RunError` listing every problem."""
-    raw, secrets = read_namespace()
+    raw, secrets, others = read_namespace()
     try:
-        compiled = compile_config(raw, secret_keys=secrets)
+        compiled = compile_config(raw, secret_keys=secrets, other_keys=others)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     for warning in compiled.warnings:

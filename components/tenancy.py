@@ -46,58 +46,69 @@ OWNER_LABEL = "gpu-platform/owner"
 
 # --- Kubernetes quantities ---------------------------------------------------------------------------------------
 
-_DECIMAL_SUFFIXES = {"": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_DECIMAL_SUFFIXES = {"": 0, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_CPU_RE = re.compile(r"^(?:(?P<cores>\d+(?:\.\d{1,3})?|\.\d{1,3})|(?P<milli>\d+)m)$")
-_MEMORY_RE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<suffix>[kMGTPE]|[KMGTPE]i)?$")
+# A Kubernetes quantity (k8s.io/apimachinery/pkg/api/resource): a number, then a binary or decimal SI suffix or a
+# decimal exponent (1e3, 5E-1). The API accepts more digits than it keeps: cpu 1.2345 is rounded up to 1235m.
+_QUANTITY_RE = re.compile(r"(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)"
+                          r"(?P<suffix>[KMGTPE]i|[mkMGTPE]|[eE][+-]?\d{1,3})?")
 
 
 def _number_as_text(value: Any) -> Any:
-    # YAML reads `cpu: 8` as a number; Kubernetes takes both, and the manifests get the same string.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    # YAML reads `cpu: 8` (and the CLI's YAML `cpu: 1e3`) as a number; Kubernetes takes both, and the manifests get
+    # the same string. A bool is not a number here (strict config), nor are inf or nan.
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return format(Decimal(repr(value)).normalize(), "f") if abs(value) < 1e15 else repr(value)
     return value
 
 
-def _not_negative(value: str) -> None:
-    if value.startswith("-"):
-        raise ValueError("must not be negative")
+def quantity(value: str) -> Decimal:
+    """A validated Kubernetes quantity as a number (`500m` -> 0.5, `1Gi` -> 1073741824, `1e3` -> 1000)."""
+    match = _QUANTITY_RE.fullmatch(value)
+    assert match, value
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY_SUFFIXES:
+        scale = Decimal(2) ** _BINARY_SUFFIXES[suffix]
+    elif suffix in _DECIMAL_SUFFIXES:
+        scale = Decimal(10) ** _DECIMAL_SUFFIXES[suffix]
+    else:
+        scale = Decimal(10) ** int(suffix[1:])
+    number = Decimal(match["number"]) * scale
+    return -number if match["sign"] == "-" else number
 
 
 def cpu_cores(value: str) -> Decimal:
     """A validated CPU quantity in cores (`500m` -> 0.5)."""
-    match = _CPU_RE.match(value)
-    assert match, value
-    return Decimal(match["milli"]) / 1000 if match["milli"] else Decimal(match["cores"])
+    return quantity(value)
 
 
 def memory_bytes(value: str) -> Decimal:
     """A validated memory quantity in bytes (`1Gi` -> 1073741824)."""
-    match = _MEMORY_RE.match(value)
-    assert match, value
-    suffix = match["suffix"] or ""
-    scale = Decimal(2) ** _BINARY_SUFFIXES[suffix] if suffix in _BINARY_SUFFIXES else \
-        Decimal(10) ** _DECIMAL_SUFFIXES[suffix]
-    return Decimal(match["number"]) * scale
+    return quantity(value)
+
+
+def _check_quantity(value: str, hint: str) -> str:
+    if not _QUANTITY_RE.fullmatch(value):
+        raise ValueError(hint)
+    if quantity(value) < 0:
+        raise ValueError("must not be negative")
+    return value
 
 
 def _check_cpu(value: str) -> str:
-    _not_negative(value)
-    if not _CPU_RE.match(value):
-        raise ValueError("not a CPU quantity: write cores (2, 0.5) or millicores (500m), at most 3 decimals")
-    return value
+    return _check_quantity(value, "not a CPU quantity: write cores (2, 0.5, 1e3) or millicores (500m)")
 
 
 def _check_memory(value: str) -> str:
-    _not_negative(value)
-    if re.match(r"^\d+(\.\d+)?m$", value):
+    if re.fullmatch(r"\+?(\d+(\.\d*)?|\.\d+)m", value):
         raise ValueError("'m' is milli: thousandths of a byte; write Mi (mebibytes) or M (megabytes)")
-    if not _MEMORY_RE.match(value):
-        raise ValueError("not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M")
-    return value
+    return _check_quantity(value, "not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M")
 
 
-_QUANTITY_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}]}
+_QUANTITY_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^\+?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?\d{1,3})?$"},
+                              {"type": "number", "minimum": 0}]}
 CpuQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu),
                         WithJsonSchema(_QUANTITY_SCHEMA)]
 MemoryQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_memory),

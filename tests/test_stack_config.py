@@ -123,8 +123,8 @@ def test_a_misspelt_key_is_named_with_a_suggestion_and_the_allowed_keys():
 
 
 def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
-    assert problems(mutate(lab_raw(), "gpuOprator", {})) == [
-        ("gpu-platform:gpuOprator", "unknown config key; this program reads gpu-platform:cluster, "
+    assert problems(mutate(lab_raw(), "storage", {})) == [
+        ("gpu-platform:storage", "unknown config key; this program reads gpu-platform:cluster, "
                                     "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:tenancy, "
                                     "gpu-platform:monitoring, gpu-platform:registryPassword")]
 
@@ -454,3 +454,110 @@ def test_an_operator_pinned_to_the_gpu_nodes_is_warned_about_with_the_reason():
     assert warning.startswith("gpu-platform:gpuOperator.operator.nodeSelector pins the operator, and with it the "
                               "chart's CRD-upgrade and clean-up hook Jobs, to the GPU node(s) proj-k8sw04.")
     assert compiled().warnings == ()
+
+
+# --- strict types: exactly what YAML and `pulumi config set --path` produce -----------------------------------------
+
+BOOL_HINT = ("Input should be a valid boolean; write true or false without quotes (`pulumi config set --path` stores "
+             "those two as booleans; yes, no, 1 and 0 are not booleans here)")
+
+
+@pytest.mark.parametrize(("value", "shown"), [("yes", '"yes"'), ("no", '"no"'), (1, "1"), (0, "0"), ("true", '"true"')])
+def test_only_true_and_false_are_booleans(value, shown):
+    assert problems(lab_with(**{"gpuOperator.gfd.enabled": value})) == [
+        ("gpu-platform:gpuOperator.gfd.enabled", f"{BOOL_HINT} (got {shown})")]
+
+
+def test_a_quoted_integer_is_not_a_number():
+    assert problems(lab_with(**{"gpuOperator.chart.timeoutSeconds": "900"})) == [(
+        "gpu-platform:gpuOperator.chart.timeoutSeconds",
+        "Input should be a valid integer; write the number without quotes (`pulumi config set --path` stores an "
+        "integer as a number, `--type string` makes it text) (got \"900\")")]
+    assert problems(lab_with(**{"gpuOperator.driver.upgradePolicy.maxParallelUpgrades": 1.0}))
+
+
+def test_a_decimal_stored_as_text_by_config_set_is_refused_with_the_flag_that_types_it():
+    [(path, message)] = problems(lab_with(**{"monitoring.alerts.gpuMemory.threshold": "95.5"}))
+    assert path == "gpu-platform:monitoring.alerts.gpuMemory.threshold"
+    assert "add `--type float` for a decimal" in message
+    # what `--type float` or YAML gives is accepted, and an integer is a number too
+    assert compiled(lab_with(**{"monitoring.alerts.gpuMemory.threshold": 95.5}))
+    assert compiled(lab_with(**{"monitoring.alerts.gpuMemory.threshold": 95}))
+
+
+@pytest.mark.parametrize(("path", "camel"), [("gpuOperator.mig_manager", "migManager"),
+                                             ("cluster.kubernetes_version", "kubernetesVersion"),
+                                             ("gpuOperator.driver.upgradePolicy.max_unavailable", "maxUnavailable")])
+def test_snake_case_spellings_of_keys_are_refused_with_the_camel_case_key(path, camel):
+    raw = lab_raw()
+    parent, _, leaf = path.rpartition(".")
+    found = problems(mutate(raw, path, 1))
+    assert (f"gpu-platform:{path}", f"unknown key; keys are camelCase: write {camel!r}") in found
+
+
+def test_a_yaml_number_where_a_version_belongs_says_to_quote_it():
+    assert problems(lab_with(**{"gpuOperator.driver.version": 580.173})) == [(
+        "gpu-platform:gpuOperator.driver.version",
+        "Input should be a valid string; YAML read 580.173 as a number (a version such as 580.173.02 only survives as "
+        "text, and 580.170 would become 580.17): quote it (got 580.173)")]
+
+
+@pytest.mark.parametrize("cpu", ["1e3", "1.2345", "0.5", "500m", "+2", ".5", 1000, 1.5, "1E3"])
+def test_every_kubernetes_cpu_quantity_is_accepted(cpu):
+    assert compiled(lab_with(**{"tenancy.tenants[0].quota.cpu": cpu}))
+
+
+@pytest.mark.parametrize("memory", ["1e9", "32Gi", "34359738368", "32G", "3.5Gi", "1E10"])
+def test_every_kubernetes_memory_quantity_is_accepted(memory):
+    assert compiled(lab_with(**{"tenancy.tenants[0].quota.memory": memory}))
+
+
+@pytest.mark.parametrize("cpu", ["8 cores", "1e", "1.2.3", "inf", "nan", "8\n", "", "-1"])
+def test_what_is_not_a_cpu_quantity_is_refused(cpu):
+    [(path, _)] = problems(lab_with(**{"tenancy.tenants[0].quota.cpu": cpu}))
+    assert path == "gpu-platform:tenancy.tenants[0].quota.cpu"
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [("1h30m", 5400), ("90s", 90), ("1d", 86400), ("2m", 120)])
+def test_compound_prometheus_durations_are_accepted(duration, seconds):
+    from components.monitoring import seconds as to_seconds
+
+    assert compiled(lab_with(**{"monitoring.alerts.gpuUtilization.for": duration}))
+    assert to_seconds(duration) == seconds
+
+
+@pytest.mark.parametrize("duration", ["0s", "1m1h", "5ms", "10m\n", "", "1.5h"])
+def test_durations_prometheus_would_refuse_are_refused(duration):
+    [(path, _)] = problems(lab_with(**{"monitoring.alerts.gpuUtilization.for": duration}))
+    assert path == "gpu-platform:monitoring.alerts.gpuUtilization.for"
+
+
+@pytest.mark.parametrize("interval", ["15s", "1m30s", "500ms"])
+def test_scrape_intervals_take_the_prometheus_operator_grammar(interval):
+    assert compiled(lab_with(**{"gpuOperator.dcgmExporter.serviceMonitor.interval": interval}))
+
+
+@pytest.mark.parametrize("interval", ["0s", "15s\n", "15 s", ""])
+def test_scrape_intervals_that_would_never_scrape_are_refused(interval):
+    [(path, _)] = problems(lab_with(**{"gpuOperator.dcgmExporter.serviceMonitor.interval": interval}))
+    assert path == "gpu-platform:gpuOperator.dcgmExporter.serviceMonitor.interval"
+
+
+# --- messages -------------------------------------------------------------------------------------------------------
+
+def test_a_misspelt_top_level_key_gets_did_you_mean():
+    raw = lab_raw()
+    raw["gpuOprator"] = raw.pop("gpuOperator")
+    found = dict(problems(raw))
+    assert found["gpu-platform:gpuOprator"].startswith("unknown config key; did you mean gpu-platform:gpuOperator? ")
+    assert found["gpu-platform:gpuOperator"].startswith("required key is missing: set gpu-platform:gpuOperator in ")
+
+
+def test_a_misspelt_namespace_is_named_as_such():
+    raw = lab_raw()
+    raw.pop("cluster")
+    found = problems(raw, other_keys=("gpu-platfrom:cluster", "kubernetes:context"))
+    assert found[0] == ("gpu-platfrom:cluster", "the namespace 'gpu-platfrom' is not this program's: did you mean "
+                                                "gpu-platform:cluster? (Pulumi passes every namespace's keys, so a "
+                                                "misspelt one is never read)")
+    assert [path for path, _ in found] == ["gpu-platfrom:cluster", "gpu-platform:cluster"]

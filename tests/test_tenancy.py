@@ -91,9 +91,11 @@ DECLARED = "(gpu-inference-high, gpu-batch-preemptible)"
      [(f"{T0}.quota.pods", "a quota must not be negative (0 allows none) (got -5)")]),
     ({"tenancy.tenants[0].quota.cpu": "-2"}, [(f"{T0}.quota.cpu", "must not be negative (got \"-2\")")]),
     ({"tenancy.tenants[0].quota.memory": "-1Gi"}, [(f"{T0}.quota.memory", "must not be negative (got \"-1Gi\")")]),
-    ({"tenancy.tenants[0].quota.gpu": "2"}, [(f"{T0}.quota.gpu", "Input should be a valid integer (got \"2\")")]),
+    ({"tenancy.tenants[0].quota.gpu": "2"}, [(f"{T0}.quota.gpu", "Input should be a valid integer; write the number without "
+                                                            "quotes (`pulumi config set --path` stores an integer as "
+                                                            "a number, `--type string` makes it text) (got \"2\")")]),
     ({"tenancy.tenants[0].quota.cpu": "8 cores"},
-     [(f"{T0}.quota.cpu", "not a CPU quantity: write cores (2, 0.5) or millicores (500m), at most 3 decimals "
+     [(f"{T0}.quota.cpu", "not a CPU quantity: write cores (2, 0.5, 1e3) or millicores (500m) "
                           "(got \"8 cores\")")]),
     ({"tenancy.tenants[0].quota.memory": "32GB"},
      [(f"{T0}.quota.memory", "not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M "

@@ -19,7 +19,19 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from .base import ConfigModel, ConfigProblems, DnsLabel, K8sName, Labels
+from .base import (
+    ConfigModel,
+    ConfigProblems,
+    DnsLabel,
+    K8sName,
+    Labels,
+    Path as KeyPath,
+    RegistryHost,
+    check_env_name,
+    check_label_key,
+    check_label_value,
+    reserved_namespace_problem,
+)
 from .chart_values import (
     CdiValues,
     DaemonsetsValues,
@@ -54,6 +66,8 @@ CONTROL_PLANE_TOLERATION = Toleration(key="node-role.kubernetes.io/control-plane
                                       effect="NoSchedule")
 # prometheus-operator's Duration (monitoring.coreos.com CRDs), without its "0".
 SCRAPE_INTERVAL_PATTERN = r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
+# Helm refuses longer release names (its objects append suffixes to it within Kubernetes' 63-character names).
+HELM_RELEASE_NAME_MAX = 53
 GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
 
 
@@ -158,6 +172,39 @@ def chart_archive_problem(path: Path, version: str) -> str | None:
     return None
 
 
+def toleration_problems(tolerations: list[Toleration]) -> list[tuple[KeyPath, str]]:
+    """What the API server would refuse in a toleration (core/v1 validation), per index."""
+    problems: list[tuple[KeyPath, str]] = []
+    for index, toleration in enumerate(tolerations):
+        try:
+            if toleration.key:
+                check_label_key(toleration.key)
+            elif toleration.operator != "Exists":
+                raise ValueError("a toleration without a key tolerates every taint and needs operator: Exists")
+            if toleration.operator == "Exists" and toleration.value:
+                raise ValueError("operator: Exists matches any value; remove `value` (or use operator: Equal)")
+            if toleration.value:
+                check_label_value(toleration.value)
+        except ValueError as error:
+            problems.append(((index,), str(error)))
+    return problems
+
+
+def env_problems(env: list[EnvVar]) -> list[tuple[KeyPath, str]]:
+    """Invalid or repeated environment variable names, per index (a repeated name: the last one wins silently)."""
+    problems: list[tuple[KeyPath, str]] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(env):
+        try:
+            check_env_name(entry.name)
+        except ValueError as error:
+            problems.append(((index, "name"), str(error)))
+        first = seen.setdefault(entry.name, index)
+        if first != index:
+            problems.append(((index, "name"), f"{entry.name} is already set by entry [{first}]; set it once"))
+    return problems
+
+
 class OperatorPlacement(ConfigModel):
     """Where the operator's own Deployment runs."""
 
@@ -166,16 +213,40 @@ class OperatorPlacement(ConfigModel):
     tolerations: list[Toleration] = Field(default=[], description=(
         "Extra tolerations; the taints of configured nodes its selector lands on are tolerated automatically."))
 
+    @field_validator("tolerations")
+    @classmethod
+    def _valid_tolerations(cls, tolerations: list[Toleration]) -> list[Toleration]:
+        problems = toleration_problems(tolerations)
+        if problems:
+            raise ConfigProblems(problems)
+        return tolerations
+
 
 class ToolkitConfig(ConfigModel):
     extra_env: list[EnvVar] = Field(default=[], description=(
         "Extra container-toolkit environment (values are strings); the runtime preset sets the socket."))
+
+    @field_validator("extra_env")
+    @classmethod
+    def _valid_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        problems = env_problems(env)
+        if problems:
+            raise ConfigProblems(problems)
+        return env
 
 
 class DevicePluginConfig(ConfigModel):
     sharing: SharingConfig | None = Field(default=None, description=(
         "Time-slicing or MPS profiles (devicePlugin.config); none = whole GPUs."))
     extra_env: list[EnvVar] = []
+
+    @field_validator("extra_env")
+    @classmethod
+    def _valid_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        problems = env_problems(env)
+        if problems:
+            raise ConfigProblems(problems)
+        return env
 
 
 class ServiceMonitorConfig(ConfigModel):
@@ -214,16 +285,26 @@ class MigConfig(ConfigModel):
 class RegistryConfig(ConfigModel):
     """Pull credentials for the NVIDIA images; the password is the secret config key `registryPassword`."""
 
-    server: str = "nvcr.io"
-    username: str = "$oauthtoken"
+    server: RegistryHost = "nvcr.io"
+    username: str = Field(default="$oauthtoken", min_length=1)
     secret_name: K8sName = "gpu-operator-registry"
 
 
 class GpuOperatorConfig(ConfigModel):
     """The GPU Operator and its operands, in the chart's own terms where they map one to one."""
 
-    namespace: DnsLabel = "gpu-operator"
-    release_name: DnsLabel = "gpu-operator"
+    namespace: DnsLabel = Field(default="gpu-operator", description=(
+        "The operator's namespace, created and labelled privileged by this program: not one that exists already."))
+    release_name: DnsLabel = Field(default="gpu-operator", max_length=HELM_RELEASE_NAME_MAX, description=(
+        f"The Helm release name (Helm allows at most {HELM_RELEASE_NAME_MAX} characters)."))
+
+    @field_validator("namespace")
+    @classmethod
+    def _own_namespace(cls, namespace: str) -> str:
+        problem = reserved_namespace_problem(namespace)
+        if problem:
+            raise ValueError(problem)
+        return namespace
     chart: ChartConfig
     driver: DriverConfig
     operator: OperatorPlacement = OperatorPlacement()

@@ -23,13 +23,13 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
 from .chart_values import GpuOperatorValues
 from .cluster import ClusterConfig
-from .driver import release_problems
+from .driver import release_problems, undocumented_versions
 from .gpu_nodes import GpuNodeConfig
 from .gpu_operator import GpuOperatorConfig, build_chart_values, node_matches
 from .gpus import PRODUCTS
 from .monitoring import MonitoringConfig, monitoring_problems
 from .runtime_presets import refused_env
-from .tenancy import TenancyConfig, tenancy_problems
+from .tenancy import TenancyConfig, monitoring_namespace_problems, tenancy_problems
 
 NAMESPACE = "gpu-platform"
 # Keys that must arrive as Pulumi secrets (`pulumi config set --secret`) and never enter the model.
@@ -76,6 +76,11 @@ def _check_release_drivers(stack: Any, problems: ProblemList) -> None:
 
 def _check_tenancy(stack: Any, problems: ProblemList) -> None:
     problems.extend(("tenancy",), tenancy_problems(stack.tenancy, operator_namespace=stack.gpu_operator.namespace))
+
+
+def _check_tenants_against_monitoring(stack: Any, problems: ProblemList) -> None:
+    if stack.monitoring is not None:
+        problems.extend(("tenancy",), monitoring_namespace_problems(stack.tenancy, stack.monitoring.namespace))
 
 
 def _check_monitoring(stack: Any, problems: ProblemList) -> None:
@@ -170,6 +175,8 @@ CROSS_SECTION_CHECKS: tuple[CrossSectionCheck, ...] = (
     CrossSectionCheck("the nodes' sharing and MIG profiles", ("gpuOperator", "nodes"), _check_nodes),
     CrossSectionCheck("the nodes against the driver pools", ("gpuOperator", "nodes"), _check_pools),
     CrossSectionCheck("the tenants against the operator namespace", ("tenancy", "gpuOperator"), _check_tenancy),
+    CrossSectionCheck("the tenants against the monitoring namespace", ("tenancy", "monitoring"),
+                      _check_tenants_against_monitoring),
     CrossSectionCheck("monitoring against the cluster and the DCGM exporter", ("monitoring", "cluster", "gpuOperator"),
                       _check_monitoring),
     CrossSectionCheck("the DCGM ServiceMonitor against the prometheus-operator CRDs", ("cluster", "gpuOperator"),
@@ -220,6 +227,11 @@ def config_warnings(stack: StackConfig) -> list[str]:
             "(each driver upgrade cordons them), a Helm upgrade or uninstall waits for those Jobs until "
             "chart.timeoutSeconds and fails (docs/runbook.md, \"A down GPU node\"). Without the pin the operator "
             "runs on a node that is not a tainted GPU worker.")
+    driver = stack.gpu_operator.driver
+    if driver.allow_undocumented_version:
+        for path, problem in undocumented_versions(driver, stack.gpu_operator.chart.release):
+            warnings.append(f"{NAMESPACE}:gpuOperator.driver.{format_path(path)} is allowed by "
+                            f"allowUndocumentedVersion, but: {problem}")
     return warnings
 
 

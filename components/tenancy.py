@@ -29,7 +29,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from .base import ConfigModel, DnsLabel, K8sName, Path
+from .base import ConfigModel, DnsLabel, K8sName, Path, reserved_namespace_problem
 from .operator_namespace import pod_security_labels, standard_labels
 from .sharing import GPU_RESOURCE, SharingConfig
 
@@ -38,9 +38,9 @@ SHARED_GPU_RESOURCE = f"{GPU_RESOURCE}.shared"  # what a sharing profile with re
 PLATFORM_ROLES = ("infrastructure", "security", "operations")
 # Built-in classes any namespace may use since Kubernetes 1.17 unless a quota stops it (kubernetes#76310).
 SYSTEM_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
-# Namespaces Kubernetes itself owns; RKE2's CIS profile exempts kube-system from Pod Security.
-RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 MAX_USER_PRIORITY = 1_000_000_000  # higher values are reserved for the system classes
+MAX_PRIORITY_CLASS_NAME = 253 - len("priority-")  # the per-class quota's name must stay a valid object name
+MAX_COUNT = 1_000_000  # quota counts (GPUs, pods): far above any cluster, below what a typo would give
 RBAC_GROUP = "rbac.authorization.k8s.io"
 OWNER_LABEL = "gpu-platform/owner"
 
@@ -118,6 +118,8 @@ MemoryQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator
 def _check_count(value: int) -> int:
     if value < 0:
         raise ValueError("a quota must not be negative (0 allows none)")
+    if value > MAX_COUNT:
+        raise ValueError(f"at most {MAX_COUNT}: no cluster has more; a larger number is a typo")
     return value
 
 
@@ -125,7 +127,7 @@ Count = Annotated[int, Field(strict=True), AfterValidator(_check_count)]
 
 
 def _check_group_key(key: str) -> str:
-    if not re.match(r"^[a-z][A-Za-z0-9]{0,62}$", key):
+    if not re.fullmatch(r"[a-z][A-Za-z0-9]{0,62}", key):
         raise ValueError("a group key is a camelCase word such as dataScience")
     return key
 
@@ -148,7 +150,8 @@ GroupName = Annotated[str, AfterValidator(_check_group_name)]
 class PriorityClassConfig(ConfigModel):
     """A PriorityClass for GPU work (never the cluster's global default)."""
 
-    name: K8sName
+    name: K8sName = Field(max_length=MAX_PRIORITY_CLASS_NAME, description=(
+        f"At most {MAX_PRIORITY_CLASS_NAME} characters: a tenant's per-class quota is named priority-<name>."))
     value: int = Field(strict=True, ge=-2_147_483_648, le=MAX_USER_PRIORITY, description=(
         "Higher is scheduled first and may preempt lower; pods without a class get 0. At most 1000000000."))
     preemption_policy: Literal["PreemptLowerPriority", "Never"] = Field(description=(
@@ -224,6 +227,14 @@ class TenancyConfig(ConfigModel):
     tenants: list[TenantConfig] = []
 
 
+def monitoring_namespace_problems(config: TenancyConfig | None, monitoring_namespace: str) -> list[tuple[Path, str]]:
+    """Tenants placed in the monitoring namespace (paths relative to `tenancy`)."""
+    return [(("tenants", index, "namespace"),
+             f"{tenant.namespace!r} is the monitoring namespace (monitoring.namespace), where kube-prometheus-stack "
+             "runs; a tenant's quota and restricted Pod Security would apply to it: give the tenant its own namespace")
+            for index, tenant in enumerate(config.tenants if config else []) if tenant.namespace == monitoring_namespace]
+
+
 def tenancy_problems(config: TenancyConfig | None, *, operator_namespace: str) -> list[tuple[Path, str]]:
     """Every cross-field problem of the tenancy section, with paths relative to `tenancy`.
 
@@ -259,8 +270,8 @@ def _tenant_problems(tenant: TenantConfig, operator_namespace: str, clash: int |
         yield ("namespace",), (f"{tenant.namespace!r} is the operator namespace (gpuOperator.namespace); its "
                                "privileged operands set no requests, so a tenant's restricted Pod Security and "
                                "cpu/memory quota would block them: give the tenant its own namespace")
-    elif tenant.namespace in RESERVED_NAMESPACES:
-        yield ("namespace",), f"{tenant.namespace!r} is a Kubernetes system namespace; give the tenant its own"
+    elif reserved_namespace_problem(tenant.namespace):
+        yield ("namespace",), str(reserved_namespace_problem(tenant.namespace))
     if clash is not None:
         yield ("namespace",), f"namespace {tenant.namespace!r} is already tenants[{clash}].namespace"
     if tenant.owner in PLATFORM_ROLES:

@@ -210,10 +210,12 @@ def test_a_problem_in_one_section_does_not_hide_the_rules_of_the_others():
         "gpu-platform:tenancy.tenants[0].owner"]
     # what could not run is said, with the section it waits for
     assert caught.value.not_checked == [
+        "the tenants against the monitoring namespace (reads gpu-platform:monitoring)",
         "monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)",
         "the chart values against the pinned chart release (after the rules between sections pass)"]
     assert str(caught.value).endswith(
         "not checked yet, because they read a part with a problem above (fix it and run again):\n"
+        "  - the tenants against the monitoring namespace (reads gpu-platform:monitoring)\n"
         "  - monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)\n"
         "  - the chart values against the pinned chart release (after the rules between sections pass)")
 
@@ -561,3 +563,115 @@ def test_a_misspelt_namespace_is_named_as_such():
                                                 "gpu-platform:cluster? (Pulumi passes every namespace's keys, so a "
                                                 "misspelt one is never read)")
     assert [path for path, _ in found] == ["gpu-platfrom:cluster", "gpu-platform:cluster"]
+
+
+# --- bad values the fuzzer found, by kind: each refused with its key path -------------------------------------------
+
+TOLERATION = "gpuOperator.operator.tolerations"
+BAD_VALUES = [
+    # upgrade-policy numbers
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", 10**9, "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", "25", "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", "25%\n", "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxParallelUpgrades", 10**12,
+     "gpuOperator.driver.upgradePolicy.maxParallelUpgrades"),
+    ("gpuOperator.driver.upgradePolicy.maxParallelUpgrades", True,
+     "gpuOperator.driver.upgradePolicy.maxParallelUpgrades"),
+    ("gpuOperator.driver.upgradePolicy.gpuPodDeletion.timeoutSeconds", 10**10,
+     "gpuOperator.driver.upgradePolicy.gpuPodDeletion.timeoutSeconds"),
+    ("gpuOperator.driver.upgradePolicy.drain.timeoutSeconds", -1, "gpuOperator.driver.upgradePolicy.drain.timeoutSeconds"),
+    # names past Kubernetes' or Helm's limits, directly or derived
+    ("gpuOperator.releaseName", "g" * 54, "gpuOperator.releaseName"),
+    ("tenancy.priorityClasses[0].name", "p" * 245, "tenancy.priorityClasses[0].name"),
+    ("gpuOperator.namespace", "n" * 64, "gpuOperator.namespace"),
+    # namespaces that exist already or belong to someone else
+    ("gpuOperator.namespace", "kube-system", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "default", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "kube-flannel", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "monitoring", "monitoring.namespace"),
+    ("tenancy.tenants[0].namespace", "monitoring", "tenancy.tenants[0].namespace"),
+    ("tenancy.tenants[0].namespace", "default", "tenancy.tenants[0].namespace"),
+    # a kubernetesVersion that makes an invalid Pod Security label
+    ("cluster.kubernetesVersion", "1.05", "cluster.kubernetesVersion"),
+    ("cluster.kubernetesVersion", "1.34\n", "cluster.kubernetesVersion"),
+    ("cluster.kubernetesVersion", 1.34, "cluster.kubernetesVersion"),
+    # driver combinations the pack refuses, and trailing newlines
+    ("gpuOperator.driver.usePrecompiled", True, "gpuOperator.driver.version"),
+    ("gpuOperator.driver.version", "580.173.02\n", "gpuOperator.driver.version"),
+    ("nodes[0].labels", {"gpu": "true\n"}, "nodes[0].labels"),
+    ("nodes[0].name", "proj-k8sw04\n", "nodes[0].name"),
+    # selectors, tolerations, env names, taints, kubelet-owned labels
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app in (a", "gpuOperator.driver.upgradePolicy.drain.podSelector"),
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app==x y", "gpuOperator.driver.upgradePolicy.drain.podSelector"),
+    ("gpuOperator.driver.upgradePolicy.waitForCompletion.podSelector", "-bad=1",
+     "gpuOperator.driver.upgradePolicy.waitForCompletion.podSelector"),
+    (TOLERATION, [{"key": "bad key", "operator": "Exists"}], f"{TOLERATION}[0]"),
+    (TOLERATION, [{"operator": "Equal", "value": "x"}], f"{TOLERATION}[0]"),
+    (TOLERATION, [{"key": "gpu", "operator": "Exists", "value": "x"}], f"{TOLERATION}[0]"),
+    ("gpuOperator.toolkit.extraEnv", [{"name": "1BAD", "value": "x"}], "gpuOperator.toolkit.extraEnv[0].name"),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "A B", "value": "x"}], "gpuOperator.devicePlugin.extraEnv[0].name"),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}],
+     "gpuOperator.devicePlugin.extraEnv[1].name"),
+    ("nodes[0].taints", [{"key": "nvidia.com/gpu", "value": "a", "effect": "NoSchedule"},
+                         {"key": "nvidia.com/gpu", "value": "b", "effect": "NoSchedule"}], "nodes[0].taints[1]"),
+    ("nodes[0].taints", [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+     "nodes[0].taints[0].key"),
+    ("nodes[0].labels", {"kubernetes.io/hostname": "x"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"node.kubernetes.io/instance-type": "x"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"kubelet.kubernetes.io/x": "y"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"topology.kubernetes.io/zone": "a"}, "nodes[0].labels"),
+    # repositories that are empty or not URLs, and unbounded strings
+    ("gpuOperator.driver.repository", "", "gpuOperator.driver.repository"),
+    ("gpuOperator.driver.repository", "https://nvcr.io/nvidia", "gpuOperator.driver.repository"),
+    ("gpuOperator.registry", {"server": "https://nvcr.io"}, "gpuOperator.registry.server"),
+    ("monitoring.runbookUrl", "https://x.example/" + "r" * 2**20, "monitoring.runbookUrl"),
+    ("monitoring.runbookUrl", "https://x.example/runbook.md\n", "monitoring.runbookUrl"),
+    ("tenancy.priorityClasses[0].description", "d" * 5000, "tenancy.priorityClasses[0].description"),
+    ("tenancy.groups.dataScience", "g" * 5000, "tenancy.groups.dataScience"),
+    ("tenancy.tenants[0].quota.pods", 10**15, "tenancy.tenants[0].quota.pods"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "where"), BAD_VALUES, ids=[f"{p}={str(v)[:20]!r}" for p, v, _ in BAD_VALUES])
+def test_every_kind_of_bad_value_is_refused_with_its_key_path(path, value, where):
+    found = problems(lab_with(**{path: value}), secret_keys=("registryPassword",))
+    assert f"gpu-platform:{where}" in [found_path for found_path, _ in found], found
+
+
+GOOD_VALUES = [
+    ("gpuOperator.releaseName", "g" * 53),
+    ("nodes[0].labels", {"gpu": "true", "node-role.kubernetes.io/gpu": "", "lab.example/rack": "r1"}),
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app in (a, b),tier!=web,!canary,team=ml"),
+    (TOLERATION, [{"operator": "Exists"}, {"key": "gpu", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "NVIDIA_MIG_MONITOR_DEVICES", "value": "all"}]),
+    ("gpuOperator.driver.repository", "registry.lab.example:5000/mirror/nvidia"),
+    ("cluster.kubernetesVersion", "1.35"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), GOOD_VALUES, ids=[p for p, _ in GOOD_VALUES])
+def test_the_valid_forms_next_to_them_are_accepted(path, value):
+    assert compiled(lab_with(**{path: value}))
+
+
+def test_a_precompiled_driver_takes_its_branch_as_the_pack_does():
+    assert problems(lab_with(**{"gpuOperator.driver.usePrecompiled": True})) == [(
+        "gpu-platform:gpuOperator.driver.version",
+        "with usePrecompiled: true the operator installs a precompiled driver by branch: write '580', not "
+        "'580.173.02'")]
+
+
+def test_allow_undocumented_version_warns_at_every_run(monkeypatch):
+    import pulumi
+
+    from tests.factories import ROOT, stack_file
+    from tools.mockrun import run_program
+
+    said: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: said.append(message))
+    raw = lab_with(**{"gpuOperator.driver.version": "580.126.20", "gpuOperator.driver.allowUndocumentedVersion": True})
+    run_program(ROOT, stack_file(raw))
+    [warning] = [m for m in said if "allowUndocumentedVersion" in m]
+    assert warning.startswith("gpu-platform:gpuOperator.driver.version is allowed by allowUndocumentedVersion, but: "
+                              "NVIDIA documents these drivers for chart v26.7.0: ")
+    assert "580.126.20 is not one of them" in warning

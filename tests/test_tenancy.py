@@ -136,7 +136,8 @@ DECLARED = "(gpu-inference-high, gpu-batch-preemptible)"
                           "operands set no requests, so a tenant's restricted Pod Security and cpu/memory quota "
                           "would block them: give the tenant its own namespace")]),
     ({"tenancy.tenants[0].namespace": "kube-system"},
-     [(f"{T0}.namespace", "'kube-system' is a Kubernetes system namespace; give the tenant its own")]),
+     [(f"{T0}.namespace", "'kube-system' belongs to Kubernetes itself (default, and kube-* such as kube-system), "
+                          "so it already exists with other tenants and policies; give this its own namespace")]),
     ({"tenancy.tenants[1].namespace": "ai-ml"},
      [("gpu-platform:tenancy.tenants[1].namespace", "namespace 'ai-ml' is already tenants[0].namespace")]),
     # container defaults

@@ -19,6 +19,10 @@ class GpuPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: CompiledConfig, *, registry_password: pulumi.Output[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
+        if config.secrets:
+            # Config values set with --secret stay secret in every input that holds them (children inherit this).
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(transformations=[config.secrets.transformation()]))
         super().__init__("gpu-platform:index:GpuPlatform", name, None, opts)
         stack, values = config.stack, config.values
         op = stack.gpu_operator

@@ -8,21 +8,25 @@ the bad value and what is allowed, through `pulumi.RunError` (the CLI prints it 
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import types
 import typing
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path as FilePath
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import yaml
 from pydantic.alias_generators import to_camel
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
 from .chart_values import GpuOperatorValues
 from .cluster import ClusterConfig
+from .config_secrets import SecretValues, guessed_keys, secret_names, secret_values, secure_paths
 from .driver import release_problems, undocumented_versions
 from .gpu_nodes import GpuNodeConfig
 from .gpu_operator import GpuOperatorConfig, build_chart_values, node_matches
@@ -213,6 +217,7 @@ class CompiledConfig:
     stack: StackConfig
     values: GpuOperatorValues
     warnings: tuple[str, ...] = ()
+    secrets: SecretValues = SecretValues()
 
 
 def config_warnings(stack: StackConfig) -> list[str]:
@@ -235,8 +240,27 @@ def config_warnings(stack: StackConfig) -> list[str]:
     return warnings
 
 
-def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = (),
-                   other_keys: Collection[str] = ()) -> CompiledConfig:
+def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = (), other_keys: Collection[str] = (),
+                   secure: Mapping[str, Sequence[Path]] | None = None) -> CompiledConfig:
+    """Validate the `gpu-platform:*` config (bare key -> parsed value) and build the chart values; pure.
+
+    `secret_keys`: the keys Pulumi marks secret; `secure`: per key, the paths the stack file encrypts (see
+    components/config_secrets.py). No message or warning shows a secret value."""
+    sections = [key for key in secret_keys if key not in SECRET_KEYS and key in raw]
+    secrets = secret_values(raw, sections, secure)
+    try:
+        compiled = _compile(raw, secret_keys=secret_keys, other_keys=other_keys, secrets=secrets,
+                            hidden=frozenset(sections), guessed=guessed_keys(sections, secure))
+    except ConfigError as error:
+        # Key paths are never secret (a stack file encrypts values, not keys): only the messages are redacted.
+        raise ConfigError([(path, secrets.redact(message)) for path, message in error.problems],
+                          error.not_checked) from None
+    return dataclasses.replace(compiled, warnings=tuple(secrets.redact(w) for w in compiled.warnings),
+                               secrets=secrets)
+
+
+def _compile(raw: dict[str, Any], *, secret_keys: Collection[str], other_keys: Collection[str],
+             secrets: SecretValues, hidden: frozenset[str], guessed: Sequence[str]) -> CompiledConfig:
     """Validate the `gpu-platform:*` config (bare key -> parsed value) and build the chart values; pure.
 
     Every problem of every section is reported in one run: when a section is invalid, the other sections are
@@ -244,6 +268,7 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = (),
     not run are named (ConfigError.not_checked). `other_keys`: the full keys of other config namespaces, to name
     one that is a misspelling of ours (`gpu-platfrom:cluster`), which would otherwise only be "missing"."""
     problems: list[tuple[str, str]] = _misspelt_namespace(other_keys)
+    problems += [(_display_path(path), message) for path, message in secret_names(raw, secrets, guessed)]
     model_input = {key: value for key, value in raw.items() if key not in SECRET_KEYS}
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
@@ -252,7 +277,7 @@ def compile_config(raw: dict[str, Any], *, secret_keys: Collection[str] = (),
     try:
         stack: Any = StackConfig.model_validate(model_input, by_name=False)
     except ValidationError as error:
-        problems += _format_validation_error(error)
+        problems += _format_validation_error(error, hidden)
         not_checked = _skipped_model_rules(error)
         stack, invalid = _valid_sections(model_input)
         rules = ProblemList()
@@ -359,7 +384,8 @@ def _skipped_model_rules(error: ValidationError) -> list[str]:
     return list(skipped)
 
 
-def _format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
+def _format_validation_error(error: ValidationError, hidden: Collection[str] = ()) -> list[tuple[str, str]]:
+    """One (key path, message) per problem; the bad value is not shown under a secret key (`hidden`)."""
     out: list[tuple[str, str]] = []
     for item in error.errors(include_url=False):
         loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
@@ -368,7 +394,7 @@ def _format_validation_error(error: ValidationError) -> list[tuple[str, str]]:
             for sub_path, message in context_error.problems:
                 out.append((_display_path((*loc, *sub_path)), message))
             continue
-        out.append((_display_path(loc), _explain(item, loc)))
+        out.append((_display_path(loc), _explain(item, loc, show_value=not loc or loc[0] not in hidden)))
     return out
 
 
@@ -385,7 +411,7 @@ def _display_path(loc: Path) -> str:
                                     if rest else "")
 
 
-def _explain(item: dict[str, Any], loc: Path) -> str:
+def _explain(item: dict[str, Any], loc: Path, *, show_value: bool = True) -> str:
     kind = item["type"]
     value = item.get("input")
     if kind == "extra_forbidden":
@@ -410,7 +436,7 @@ def _explain(item: dict[str, Any], loc: Path) -> str:
     elif kind == "bool_type":
         message += ("; write true or false without quotes (`pulumi config set --path` stores those two as booleans; "
                     "yes, no, 1 and 0 are not booleans here)")
-    shown = _show(value)
+    shown = _show(value) if show_value else ""
     return f"{message} (got {shown})" if shown else message
 
 
@@ -524,15 +550,26 @@ def _parse(value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's limit: the model refuses the text
         return value
+
+
+def _stack_file_secure_paths(keys: Collection[str]) -> dict[str, list[Path]] | None:
+    """Per secret key, the paths the stack file encrypts; None when the stack file is not where the CLI keeps it."""
+    try:
+        document = yaml.safe_load(FilePath(f"Pulumi.{pulumi.get_stack()}.yaml").read_text())
+        config = document["config"]
+        return {key: list(secure_paths(config.get(f"{NAMESPACE}:{key}"))) for key in keys}
+    except Exception:  # noqa: BLE001 - any unreadable stack file means: treat whole keys as secret
+        return None
 
 
 def load_stack_config() -> LoadedConfig:
     """The one place that reads `pulumi.Config`; raises `pulumi.RunError` listing every problem."""
     raw, secrets, others = read_namespace()
     try:
-        compiled = compile_config(raw, secret_keys=secrets, other_keys=others)
+        compiled = compile_config(raw, secret_keys=secrets, other_keys=others,
+                                  secure=_stack_file_secure_paths(secrets) if secrets else None)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     for warning in compiled.warnings:

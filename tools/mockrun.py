@@ -52,23 +52,47 @@ def read_stack_file(program_dir: Path, stack: str) -> StackFile:
         raise StackFileError(f"no stack file {stack_path.name} in {program_dir}") from None
     except yaml.YAMLError as error:
         raise StackFileError(f"{stack_path.name} is not valid YAML: {error}") from None
+    except RecursionError:
+        raise StackFileError(f"{stack_path.name} is nested deeper than any stack config needs") from None
     entries = document.get("config") or {} if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise StackFileError(f"{stack_path.name}: `config` must be a mapping of keys to values")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in entries.items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key] = SECRET_PLACEHOLDER
-            secret_keys.append(full_key)
-        elif isinstance(value, (dict, list)):
-            config[full_key] = json.dumps(value)
-        elif isinstance(value, bool):
-            config[full_key] = "true" if value else "false"
-        else:
-            config[full_key] = "" if value is None else str(value)
+    try:
+        for key, value in entries.items():
+            key = str(key)  # YAML may read a key as a number
+            full_key = key if ":" in key else f"{project}:{key}"
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                config[full_key] = SECRET_PLACEHOLDER
+                secret_keys.append(full_key)
+            elif isinstance(value, (dict, list)):
+                # `pulumi config set --secret --path` encrypts one value inside an object; the CLI then passes the
+                # object decrypted and marks the whole key secret. Without the stack's key, a placeholder stands in.
+                plain, nested_secret = _placeholders(value)
+                config[full_key] = json.dumps(plain)
+                if nested_secret:
+                    secret_keys.append(full_key)
+            elif isinstance(value, bool):
+                config[full_key] = "true" if value else "false"
+            else:
+                config[full_key] = "" if value is None else str(value)
+    except RecursionError:
+        raise StackFileError(f"{stack_path.name} is nested deeper than any stack config needs") from None
     return StackFile(project, stack, config, secret_keys)
+
+
+def _placeholders(value: Any) -> tuple[Any, bool]:
+    """`value` with each nested `{secure: ...}` replaced by the placeholder, and whether there was one."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {key: _placeholders(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in items.items()}, any(found for _, found in items.values())
+    if isinstance(value, list):
+        items_list = [_placeholders(item) for item in value]
+        return [item for item, _ in items_list], any(found for _, found in items_list)
+    return value, False
 
 
 @dataclass

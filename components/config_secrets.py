@@ -18,6 +18,7 @@ secret: the engine never encrypts a URN, so the config refuses a secret there.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +41,10 @@ class SecretValues:
         return bool(self.values)
 
     def redact(self, text: str) -> str:
+        """`text` without any secret value, also as a message quotes it (repr or JSON escapes a newline)."""
         for value in self.values:
-            text = text.replace(value, REDACTED)
+            for form in dict.fromkeys((value, repr(value)[1:-1], json.dumps(value)[1:-1])):
+                text = text.replace(form, REDACTED)
         return text
 
     def contains(self, value: Any) -> bool:

@@ -540,12 +540,13 @@ def read_namespace() -> tuple[dict[str, Any], set[str], list[str]]:
         if not full_key.startswith(prefix):
             others.append(full_key)
             continue
-        raw[full_key[len(prefix):]] = _parse(value)
+        raw[full_key[len(prefix):]] = parse_config_value(value)
     secrets = {key for key in raw if f"{prefix}{key}" in secret_names}
     return raw, secrets, sorted(others)
 
 
-def _parse(value: Any) -> Any:
+def parse_config_value(value: Any) -> Any:
+    """A config value as the CLI passes it (objects as JSON text) turned into data; text that is not JSON stays."""
     if not isinstance(value, str):
         return value
     try:

@@ -1,6 +1,8 @@
 """The stack config model: the lab config is valid, and every rule rejects its mistake with a clear message."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.stack_config import ConfigError, compile_config
@@ -675,3 +677,19 @@ def test_allow_undocumented_version_warns_at_every_run(monkeypatch):
     assert warning.startswith("gpu-platform:gpuOperator.driver.version is allowed by allowUndocumentedVersion, but: "
                               "NVIDIA documents these drivers for chart v26.7.0: ")
     assert "580.126.20 is not one of them" in warning
+
+
+def test_the_program_names_a_misspelt_namespace_from_the_clis_config():
+    import pulumi
+
+    from tests.factories import ROOT, stack_file
+    from tools.mockrun import run_program
+
+    raw = lab_raw()
+    cluster = raw.pop("cluster")
+    stack = stack_file(raw)
+    stack.config["gpu-platfrom:cluster"] = json.dumps(cluster)
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(ROOT, stack)
+    assert "\n  - gpu-platfrom:cluster: the namespace 'gpu-platfrom' is not this program's: did you mean " \
+           "gpu-platform:cluster?" in str(caught.value)

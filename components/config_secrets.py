@@ -164,6 +164,8 @@ def secret_names(raw: Mapping[str, Any], secrets: SecretValues,
 
     `guessed`: the keys whose secret values could not be told apart (every value of them counts as secret)."""
     problems: list[tuple[Path, str]] = []
+    if not secrets:
+        return problems
     for pattern in NAMING_FIELDS:
         for path, value in _expand(raw, pattern):
             if isinstance(value, str) and value and any(secret in value for secret in secrets.values):

@@ -292,13 +292,13 @@ def _compile(raw: dict[str, Any], *, secret_keys: Collection[str], other_keys: C
         if problems_between_sections(error) or rules.items:
             not_checked.append(_CHART_VALUES_AFTER_RULES)
         else:
-            problems += _release_problems(stack, raw, invalid, not_checked)
+            problems += _release_problems(stack, raw, invalid, not_checked)[0]
         raise ConfigError(problems, not_checked) from None
-    problems += _release_problems(stack, raw, set(), [])
-    if problems:
+    release_problems, values = _release_problems(stack, raw, set(), [])
+    problems += release_problems
+    if problems or values is None:
         raise ConfigError(problems)
-    return CompiledConfig(stack=stack, values=build_chart_values(stack.gpu_operator, stack.cluster, stack.nodes),
-                          warnings=tuple(config_warnings(stack)))
+    return CompiledConfig(stack=stack, values=values, warnings=tuple(config_warnings(stack)))
 
 
 def _misspelt_namespace(other_keys: Collection[str]) -> list[tuple[str, str]]:
@@ -321,14 +321,15 @@ def problems_between_sections(error: ValidationError) -> bool:
 
 
 def _release_problems(stack: Any, raw: dict[str, Any], invalid: set[str],
-                      not_checked: list[str]) -> list[tuple[str, str]]:
-    """What needs the operator, cluster and nodes sections: the registry password, the chart values' keys."""
+                      not_checked: list[str]) -> tuple[list[tuple[str, str]], GpuOperatorValues | None]:
+    """What needs the operator, cluster and nodes sections: the registry password, the chart values' keys; and the
+    chart values when they could be built."""
     problems: list[tuple[str, str]] = []
     blocked = [key for key in ("cluster", "gpuOperator", "nodes") if key in invalid]
     if blocked:
         not_checked.append("the chart values against the pinned chart release (reads "
                            f"{', '.join(NAMESPACE + ':' + k for k in blocked)})")
-        return problems
+        return problems, None
     registry = stack.gpu_operator.registry
     if registry is not None and "registryPassword" not in raw:
         problems.append((f"{NAMESPACE}:registryPassword", "gpuOperator.registry is set, so the registry password is "
@@ -340,7 +341,7 @@ def _release_problems(stack: Any, raw: dict[str, Any], invalid: set[str],
         problems.append((f"{NAMESPACE}:gpuOperator (chart value {'.'.join(path)})",
                          f"chart {release.version} has no {'.'.join(path)} (it arrived in {since}); pin {since} or "
                          "newer, or turn off the setting that needs it"))
-    return problems
+    return problems, values
 
 
 _SECTION_ADAPTERS: dict[str, TypeAdapter[Any]] = {}

@@ -21,11 +21,27 @@ from hypothesis import strategies as st
 
 from components.base import format_path
 from components.stack_config import NAMESPACE, CompiledConfig, ConfigError, compile_config, parse_config_value
-from tests.factories import ROOT, lab_raw
+from tests.factories import ROOT, lab_raw, lab_with
 from tools.mockrun import StackFile, is_secret, run_program
 
 KeyPath = tuple[str | int, ...]
 LAB = lab_raw()
+# The lab with every optional setting the lab leaves out, so that their keys are fuzzed too.
+RICH = lab_with(**{
+    "gpuOperator.toolkit": {"extraEnv": [{"name": "NVIDIA_DEBUG", "value": "false"}]},
+    "gpuOperator.devicePlugin.extraEnv": [{"name": "NVIDIA_MIG_MONITOR_DEVICES", "value": "all"}],
+    "gpuOperator.operator": {"nodeSelector": {"node-role.kubernetes.io/control-plane": "true"}, "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}]},
+    "gpuOperator.registry": {"server": "nvcr.io", "username": "$oauthtoken", "secretName": "ngc-pull"},
+    "gpuOperator.mig": {"strategy": "single"},
+    "gpuOperator.driver.repository": "registry.lab.example/nvidia",
+    "gpuOperator.driver.kernelModuleType": "open",
+    "gpuOperator.devicePlugin.sharing.profiles.ts-2": {"timeSlicing": {"replicas": 2, "renameByDefault": True}},
+    "nodes[0].sharing": "ts-2",
+    "registryPassword": "s3cret-token",
+})
+BASES = {"lab": LAB, "rich": RICH}
+SECRET_KEYS = ("registryPassword",)  # the one secret key of its own; the CLI gives it as text, never checked here
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=200,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # Maps whose keys are the user's (labels, groups, profiles, per-class quotas): any key may be valid there.
@@ -56,15 +72,18 @@ def models(value: Any, path: KeyPath = ()) -> Iterator[KeyPath]:
             yield from models(item, (*path, index))
 
 
-LEAVES = list(leaves(LAB))
-STRINGS = [path for path, value in LEAVES if isinstance(value, str)]
-INTEGERS = [path for path, value in LEAVES if isinstance(value, int) and not isinstance(value, bool)]
-BOOLEANS = [path for path, value in LEAVES if isinstance(value, bool)]
-MODELS = [path for path in models(LAB) if path]
+Where = tuple[str, KeyPath]  # (base, key path)
+LEAVES: list[tuple[Where, Any]] = [((name, path), value) for name, base in BASES.items()
+                                  for path, value in leaves({k: v for k, v in base.items() if k not in SECRET_KEYS})]
+STRINGS = [where for where, value in LEAVES if isinstance(value, str)]
+INTEGERS = [where for where, value in LEAVES if isinstance(value, int) and not isinstance(value, bool)]
+BOOLEANS = [where for where, value in LEAVES if isinstance(value, bool)]
+MODELS = [(name, path) for name, base in BASES.items() for path in models(base) if path and path[0] not in SECRET_KEYS]
 
 
-def with_value(path: KeyPath, value: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(LAB)
+def with_value(where: Where, value: Any) -> dict[str, Any]:
+    name, path = where
+    raw = copy.deepcopy(BASES[name])
     target: Any = raw
     for part in path[:-1]:
         target = target[part]
@@ -85,6 +104,7 @@ def related(found: str, expected: str) -> bool:
 
 def outcome(raw: dict[str, Any], **kwargs: Any) -> CompiledConfig | ConfigError:
     """Compile; a ConfigError is the one allowed failure (any other exception fails the test as a traceback)."""
+    kwargs["secret_keys"] = (*kwargs.get("secret_keys", ()), *SECRET_KEYS)
     try:
         return compile_config(raw, **kwargs)
     except ConfigError as error:
@@ -106,35 +126,36 @@ odd_floats = st.sampled_from([float("nan"), float("inf"), float("-inf"), 1.5, -0
 
 @FUZZ
 @given(st.sampled_from(STRINGS), st.one_of(st.booleans(), containers))
-def test_a_string_key_refuses_other_types(path, value):
-    refused_at(with_value(path, value), path)
+def test_a_string_key_refuses_other_types(where, value):
+    refused_at(with_value(where, value), where[1])
 
 
 @FUZZ
 @given(st.sampled_from(INTEGERS), st.one_of(words, st.booleans(), st.none(), containers,
                                             st.sampled_from([float("nan"), float("inf")]),  # 1.5: thresholds are decimals
                                             st.just(10**18)))
-def test_a_number_key_refuses_other_types_and_numbers_past_any_bound(path, value):
-    refused_at(with_value(path, value), path)
+def test_a_number_key_refuses_other_types_and_numbers_past_any_bound(where, value):
+    refused_at(with_value(where, value), where[1])
 
 
 @FUZZ
 @given(st.sampled_from(BOOLEANS), st.one_of(words, st.integers(), st.none(), containers,
                                             st.sampled_from(["true", "false", "yes", "no"])))
-def test_a_boolean_key_refuses_everything_but_true_and_false(path, value):
-    refused_at(with_value(path, value), path)
+def test_a_boolean_key_refuses_everything_but_true_and_false(where, value):
+    refused_at(with_value(where, value), where[1])
 
 
 @FUZZ
 @given(st.sampled_from(STRINGS), st.integers(2049, 2**20))
-def test_no_string_is_unbounded(path, size):
-    refused_at(with_value(path, "x" * size), path)
+def test_no_string_is_unbounded(where, size):
+    refused_at(with_value(where, "x" * size), where[1])
 
 
 @FUZZ
 @given(st.sampled_from(MODELS), words)
-def test_an_unknown_key_is_refused_where_it_is(path, key):
-    raw = copy.deepcopy(LAB)
+def test_an_unknown_key_is_refused_where_it_is(where, key):
+    name, path = where
+    raw = copy.deepcopy(BASES[name])
     target: Any = raw
     for part in path:
         target = target[part]
@@ -148,8 +169,8 @@ def test_an_unknown_key_is_refused_where_it_is(path, key):
 @given(st.sampled_from(LEAVES), st.one_of(st.text(max_size=40), st.integers(), odd_floats, st.booleans(), st.none(),
                                           containers))
 def test_no_value_anywhere_makes_a_traceback(leaf, value):
-    path, _ = leaf
-    outcome(with_value(path, value))  # accepted or refused, never another exception
+    where, _ = leaf
+    outcome(with_value(where, value))  # accepted or refused, never another exception
 
 
 @FUZZ
@@ -170,9 +191,10 @@ tokens = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=10, m
 
 @FUZZ
 @given(st.sampled_from(STRINGS), tokens, st.sampled_from(["", "\n", " ", "/", "@", "UPPER", "#x"]))
-def test_a_secret_is_never_shown_in_a_message_or_warning(path, token, suffix):
+def test_a_secret_is_never_shown_in_a_message_or_warning(where, token, suffix):
     value = token + suffix
-    raw = with_value(path, value)
+    raw = with_value(where, value)
+    path = where[1]
     result = outcome(raw, secret_keys=(str(path[0]),), secure={str(path[0]): [path[1:]]})
     text = str(result) if isinstance(result, ConfigError) else "\n".join(result.warnings)
     assert value not in text and token not in text
@@ -203,7 +225,7 @@ def plaintext(value: Any, secret: str) -> bool:
 @given(st.sampled_from(SECRET_HOMES), tokens)
 def test_a_secret_set_with_path_is_in_no_input_or_output_in_plaintext(home, token):
     path, form = home
-    raw = with_value(path, form.format(token))
+    raw = with_value(("lab", path), form.format(token))
     key = str(path[0])
     document = copy.deepcopy(raw)
     target: Any = document[key]

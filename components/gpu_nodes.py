@@ -20,6 +20,7 @@ taints). So the component reads each node first, at preview, and merges where it
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pulumi
@@ -195,13 +196,21 @@ def node_conflicts(node: GpuNodeConfig, live: dict[str, Any]) -> tuple[bool, lis
     return True, problems
 
 
+def conflict_message(node: GpuNodeConfig, problems: list[str], redact: Callable[[str], str] = str) -> str:
+    """The error that stops the program on conflicts; a label value set as a secret is never in it."""
+    return redact(f"node {node.name!r} (gpu-platform:nodes): another field manager owns what the config would "
+                  "change; nothing was applied:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
 class GpuNodes(pulumi.ComponentResource):
     """Labels and taints on the GPU worker nodes (one server-side-apply NodePatch per node, merged with what
     other managers own; see the module docstring)."""
 
     def __init__(self, name: str, nodes: list[GpuNodeConfig], *, expected_host_driver: str | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 redact: Callable[[str], str] = str, opts: pulumi.ResourceOptions | None = None):
+        """`redact`: removes config secrets from the conflict message (CompiledConfig.secrets.redact)."""
         super().__init__("gpu-platform:nodes:GpuNodes", name, None, opts)
+        self._redact = redact
         # Read, never managed: a node that does not exist fails the preview with its name.
         self.live = [k8s.core.v1.Node.get(f"{name}-{node.name}-live", node.name, opts=pulumi.ResourceOptions(
             parent=self)) for node in nodes]
@@ -220,9 +229,7 @@ class GpuNodes(pulumi.ComponentResource):
             metadata, spec = state
             write, problems = node_conflicts(node, {"metadata": metadata or {}, "spec": spec or {}})
             if problems and not node.force_conflicts:
-                raise pulumi.RunError(f"node {node.name!r} (gpu-platform:nodes): another field manager owns what the "
-                                      "config would change; nothing was applied:\n" +
-                                      "\n".join(f"  - {p}" for p in problems))
+                raise pulumi.RunError(conflict_message(node, problems, self._redact))
             return taint_dicts(node.taints) if write or node.force_conflicts else None
 
         return k8s.core.v1.NodePatch(

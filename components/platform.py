@@ -31,7 +31,8 @@ class GpuPlatform(pulumi.ComponentResource):
             f"{name}-namespace", op.namespace, kubernetes_version=stack.cluster.kubernetes_version, opts=child)
         self.nodes = GpuNodes(
             f"{name}-nodes", stack.nodes,
-            expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None, opts=child)
+            expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None,
+            redact=config.secrets.redact, opts=child)
         self.operator = GpuOperator(
             f"{name}-operator", op, values, namespace=self.operator_namespace.name,
             registry_password=registry_password,

@@ -40,7 +40,12 @@ RICH = lab_with(**{
     "nodes[0].sharing": "ts-2",
     "registryPassword": "s3cret-token",
 })
-BASES = {"lab": LAB, "rich": RICH}
+# One NVIDIADriver per node pool instead of one driver.
+POOLS = lab_with(**{"gpuOperator.driver": {
+    "mode": "perPool", "upgradePolicy": LAB["gpuOperator"]["driver"]["upgradePolicy"],
+    "pools": [{"name": "a4000", "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-RTX-A4000"},
+               "version": "580.173.02"}]}})
+BASES = {"lab": LAB, "rich": RICH, "pools": POOLS}
 SECRET_KEYS = ("registryPassword",)  # the one secret key of its own; the CLI gives it as text, never checked here
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=200,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

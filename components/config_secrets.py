@@ -140,11 +140,14 @@ def secret_values(raw: Mapping[str, Any], secret_keys: Sequence[str],
         if key not in raw:
             continue
         paths = (secure or {}).get(key)
-        if paths:
-            for path in paths:
-                found.update(text for text in _leaves(_at(raw[key], path)) if text)
-        else:
-            found.update(text for text in _leaves(raw[key]) if len(text) >= MIN_GUESSED_SECRET)
+        try:
+            if paths:
+                for path in paths:
+                    found.update(text for text in _leaves(_at(raw[key], path)) if text)
+            else:
+                found.update(text for text in _leaves(raw[key]) if len(text) >= MIN_GUESSED_SECRET)
+        except RecursionError:
+            continue  # nested past any config's depth: refused as a whole, and its values are never shown
     return SecretValues(tuple(sorted(found, key=lambda text: (-len(text), text))))
 
 

@@ -179,12 +179,12 @@ def test_no_value_anywhere_makes_a_traceback(leaf, value):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(LAB)), st.integers(2, 5000))  # depth 1 is `[]`: no nodes, a valid list
-def test_json_nested_past_pythons_limit_is_refused_not_a_traceback(key, depth):
+@given(st.sampled_from(sorted(LAB)), st.integers(2, 5000), st.booleans())  # depth 1 is `[]`: no nodes, valid
+def test_json_nested_past_pythons_limit_is_refused_not_a_traceback(key, depth, secret):
     # The CLI passes each object as JSON text; deep nesting used to end in a RecursionError traceback.
     text = "[" * depth + "]" * depth
     raw = {**copy.deepcopy(LAB), key: parse_config_value(text)}
-    result = outcome(raw)
+    result = outcome(raw, secret_keys=(key,) if secret else ())
     assert isinstance(result, ConfigError)
     assert any(related(found, f"{NAMESPACE}:{key}") for found, _ in result.problems)
 

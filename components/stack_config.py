@@ -423,6 +423,12 @@ def _explain(item: dict[str, Any], loc: Path, *, show_value: bool = True) -> str
                     f"it under `config:` with the `{NAMESPACE}:` namespace)")
         return "required key is missing"
     message = str(item["msg"]).removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type"):
+        message = f"should be a mapping (key: value) with the keys {', '.join(_allowed_keys(loc))}"
+    elif kind == "dict_type":
+        message = "should be a mapping (key: value)"
+    elif kind == "list_type":
+        message = "should be a list (- item)"
     if kind == "string_type" and "env" in str(loc).lower():
         message += "; env values must be strings (quote them: \"true\"), the ClusterPolicy rejects anything else"
     elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -691,3 +691,13 @@ def test_the_program_names_a_misspelt_namespace_from_the_clis_config():
         run_program(ROOT, stack)
     assert "\n  - gpu-platfrom:cluster: the namespace 'gpu-platfrom' is not this program's: did you mean " \
            "gpu-platform:cluster?" in str(caught.value)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"cluster": "rke2"}, ("gpu-platform:cluster", "should be a mapping (key: value) with the keys kubernetesVersion, "
+                                                   "containerRuntime, nriPlugin, prometheusOperatorCrds (got \"rke2\")")),
+    ({"nodes[0].labels": ["gpu"]}, ("gpu-platform:nodes[0].labels", "should be a mapping (key: value)")),
+    ({"tenancy.tenants": {}}, ("gpu-platform:tenancy.tenants", "should be a list (- item)")),
+])
+def test_a_wrong_shape_says_which_shape_in_yaml_terms(changes, expected):
+    assert expected in problems(lab_with(**changes))

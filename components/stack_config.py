@@ -431,7 +431,10 @@ def _explain(item: dict[str, Any], loc: Path, *, show_value: bool = True) -> str
         message = "should be a list (- item)"
     if kind == "string_type" and "env" in str(loc).lower():
         message += "; env values must be strings (quote them: \"true\"), the ClusterPolicy rejects anything else"
-    elif kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif kind == "string_type" and isinstance(value, bool):
+        message += ("; true and false are booleans in YAML and in `pulumi config set --path`: quote it in the stack "
+                    "file (\"true\") or add `--type string`")
+    elif kind == "string_type" and isinstance(value, (int, float)):
         message += (f"; YAML read {value!r} as a number (a version such as 580.173.02 only survives as text, and "
                     "580.170 would become 580.17): quote it")
     elif kind == "int_type" and isinstance(value, str) and value.strip().lstrip("+-").isdigit():

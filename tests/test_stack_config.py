@@ -701,3 +701,11 @@ def test_the_program_names_a_misspelt_namespace_from_the_clis_config():
 ])
 def test_a_wrong_shape_says_which_shape_in_yaml_terms(changes, expected):
     assert expected in problems(lab_with(**changes))
+
+
+def test_a_boolean_where_text_belongs_says_how_to_make_it_text():
+    # `pulumi config set --path 'gpu-platform:nodes[0].labels.gpu' true` stores a boolean
+    assert problems(lab_with(**{"nodes[0].labels": {"gpu": True}})) == [(
+        "gpu-platform:nodes[0].labels.gpu",
+        "Input should be a valid string; true and false are booleans in YAML and in `pulumi config set --path`: quote "
+        "it in the stack file (\"true\") or add `--type string` (got true)")]

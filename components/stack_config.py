@@ -4,7 +4,11 @@ Every key of the `gpu-platform` config namespace is a field of `StackConfig` (`g
 `gpu-platform:gpuOperator`, `gpu-platform:nodes`, ...). Validation runs in two steps, both before any
 resource exists: the model (types, unknown keys, cross-field rules), then the chart values built from it
 (keys the pinned chart release does not have). Every problem is reported at once, each with its key path,
-the bad value and what is allowed, through `pulumi.RunError` (the CLI prints it without a traceback).
+the bad value and what is allowed, through `pulumi.RunError` (the CLI prints it without a traceback). A section
+with a problem keeps only the rules that read it from running, and the message names those rules.
+
+Types are strict (components/base.py says why), keys camelCase only. A value set with `--secret --path` is
+never shown and stays secret in resource inputs (components/config_secrets.py).
 """
 from __future__ import annotations
 

@@ -13,7 +13,14 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .base import ConfigModel, ConfigProblems, ImageRepository, K8sName, Labels, LabelSelector, Path, format_path
 from .releases import DRIVER_VERSION_RE, ChartRelease, driver_branch, end_of_life_branches
@@ -121,13 +128,55 @@ class DriverConfig(ConfigModel):
     upgrade_policy: UpgradePolicy | None = Field(default=None, description=(
         "Required in modes operator and perPool: every driver change disrupts GPU workloads."))
 
-    @model_validator(mode="after")
-    def _rules(self) -> "DriverConfig":
-        """The mode's required and unused fields, the version's form and the pools' overlap."""
-        problems = driver_rules(self)
+    @model_validator(mode="wrap")
+    @classmethod
+    def _rules(cls, data: Any, handler: ModelWrapValidatorHandler["DriverConfig"]) -> "DriverConfig":
+        """The mode's required and unused fields, the version's form and the pools' overlap.
+
+        Also when another field of the driver is invalid (a bad upgradePolicy number must not hide a bad version):
+        then the rules run on the fields that are valid, and both kinds of problem are reported together."""
+        try:
+            driver = handler(data)
+        except ValidationError as error:
+            problems = _rules_of_valid_fields(cls, data, error)
+            if not problems:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [
+                *(_again(item) for item in error.errors()),
+                {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ConfigProblems(problems)}},
+            ]) from None
+        problems = driver_rules(driver)
         if problems:
             raise ConfigProblems(problems)
-        return self
+        return driver
+
+
+def _again(item: Any) -> Any:
+    """A pydantic error of `error.errors()` as the line error it was raised as."""
+    detail = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+    if item.get("ctx"):
+        detail["ctx"] = item["ctx"]
+    return detail
+
+
+def _rules_of_valid_fields(cls: type["DriverConfig"], data: Any, error: ValidationError) -> list[tuple[Path, str]]:
+    """driver_rules on the fields that validated, leaving out what reads an invalid field."""
+    if not isinstance(data, dict):
+        return []
+    invalid = {item["loc"][0] for item in error.errors() if item["loc"]}
+    fields: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        key = field.alias or name
+        if key in invalid or key not in data:
+            continue
+        try:
+            fields[name] = TypeAdapter(field.annotation).validate_python(data[key], strict=True)
+        except ValidationError:
+            invalid.add(key)
+    if "mode" not in fields:
+        return []  # every rule depends on the mode
+    partial = cls.model_construct(**fields)
+    return [(path, message) for path, message in driver_rules(partial) if path[0] not in invalid]
 
 
 def version_form_problem(version: str | None, *, use_precompiled: bool) -> str | None:

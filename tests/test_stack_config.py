@@ -224,11 +224,23 @@ def test_a_problem_in_one_section_does_not_hide_the_rules_of_the_others():
 
 def test_the_rules_skipped_inside_an_invalid_section_are_named():
     with pytest.raises(ConfigError) as caught:
-        compile_config(lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": 0}))
-    assert caught.value.not_checked[0] == ("gpu-platform:gpuOperator.driver: the mode's required and unused fields, "
-                                           "the version's form and the pools' overlap")
+        compile_config(lab_with(**{"gpuOperator.devicePlugin.sharing.profiles.mps-4.mps.replicas": "4"}))
+    assert caught.value.not_checked[:2] == [
+        "gpu-platform:gpuOperator.devicePlugin.sharing: the default profile is one of the profiles",
+        "gpu-platform:gpuOperator.devicePlugin.sharing.profiles.mps-4: one sharing strategy per profile (time-slicing "
+        "or MPS)"]
     assert "the chart values against the pinned chart release (reads gpu-platform:gpuOperator)" in \
         caught.value.not_checked
+
+
+def test_a_bad_upgrade_policy_number_does_not_hide_a_bad_driver_version():
+    raw = lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": 0, "gpuOperator.driver.version": "latest"})
+    assert [path for path, _ in problems(raw)] == ["gpu-platform:gpuOperator.driver.upgradePolicy.maxUnavailable",
+                                                   "gpu-platform:gpuOperator.driver.version"]
+    # a rule that reads the invalid field is left out rather than guessed (no "upgradePolicy is required")
+    raw = lab_with(**{"gpuOperator.driver.upgradePolicy.drain": DELETE, "gpuOperator.driver.hostVersion": "580.173.02"})
+    assert [path for path, _ in problems(raw)] == ["gpu-platform:gpuOperator.driver.upgradePolicy.drain",
+                                                   "gpu-platform:gpuOperator.driver.hostVersion"]
 
 
 # --- sharing ------------------------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ platform = GpuPlatform("gpu-platform", config.compiled, registry_password=config
 
 driver = stack.gpu_operator.driver
 sharing = stack.gpu_operator.device_plugin.sharing
+keep_secret = config.compiled.secrets.keep_secret  # a config value set with --secret stays secret here too
 pulumi.export("operatorNamespace", platform.namespace)
-pulumi.export("chartVersion", stack.gpu_operator.chart.version)
-pulumi.export("driver", {"mode": driver.mode, "version": driver.version, "hostVersion": driver.host_version,
-                         "pools": {p.name: p.version for p in driver.pools or []}})
-pulumi.export("sharing", {"default": sharing.default, "configMap": sharing.config_map_name()} if sharing else None)
+pulumi.export("chartVersion", keep_secret(stack.gpu_operator.chart.version))
+pulumi.export("driver", keep_secret({"mode": driver.mode, "version": driver.version, "hostVersion": driver.host_version,
+                                     "pools": {p.name: p.version for p in driver.pools or []}}))
+pulumi.export("sharing", keep_secret({"default": sharing.default, "configMap": sharing.config_map_name()}
+                                     if sharing else None))
 pulumi.export("gpuNodes", [node.name for node in stack.nodes])
 pulumi.export("releaseStatus", platform.operator.release_status)

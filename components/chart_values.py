@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from pydantic.alias_generators import to_camel
 
+from .base import MAX_STRING
 from .releases import ChartRelease, chart_version_key
 
 
@@ -28,7 +29,9 @@ class Since:
 class ChartValues(BaseModel):
     """Base of the values tree: frozen, unknown keys rejected, the chart's camelCase names."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    # Bounded like the stack config's strings (components/base.py): env entries and tolerations come from there.
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True,
+                              str_max_length=MAX_STRING)
 
     def set_leaves(self, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, Since | None]]:
         """Every set (non-None) leaf as (chart path, value, Since marker); nested models are walked into."""

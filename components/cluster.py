@@ -10,7 +10,9 @@ from .runtime_presets import ContainerRuntime
 class ClusterConfig(ConfigModel):
     """The target cluster: its Kubernetes minor release, container runtime and what is installed on it."""
 
-    kubernetes_version: str = Field(pattern=r"^1\.\d{2}$", description=(
+    # Two digits without a leading zero: the value becomes the Pod Security label `v1.NN`, which the API server
+    # parses as v1.(0|[1-9][0-9]*), so "1.05" would be an invalid label.
+    kubernetes_version: str = Field(pattern=r"^1\.[1-9][0-9]$", description=(
         "Kubernetes minor release, e.g. \"1.34\": pins the Pod Security labels and picks the schemas manifests are "
         "checked against."))
     container_runtime: ContainerRuntime = Field(description=(

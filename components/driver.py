@@ -13,26 +13,37 @@ from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .base import ConfigModel, ConfigProblems, K8sName, Labels, Path, format_path
+from .base import ConfigModel, ConfigProblems, ImageRepository, K8sName, Labels, LabelSelector, Path, format_path
 from .releases import DRIVER_VERSION_RE, ChartRelease, driver_branch, end_of_life_branches
 
 DriverMode = Literal["operator", "host", "perPool"]
 DEFAULT_DRIVER_REPOSITORY = "nvcr.io/nvidia"
+MAX_NODES = 5000  # the largest cluster Kubernetes supports; a larger count is a typo
+MAX_TIMEOUT_SECONDS = 7 * 86400  # a week; 0 is "forever" where the operator allows it
 
 
 class WaitForCompletion(ConfigModel):
     """Wait for matching pods (jobs) to finish before a node's driver is replaced."""
 
-    timeout_seconds: int = Field(default=0, ge=0, description="0 waits forever.")
-    pod_selector: str = ""
+    timeout_seconds: int = Field(default=0, ge=0, le=MAX_TIMEOUT_SECONDS, description="0 waits forever.")
+    pod_selector: LabelSelector = Field(default="", description=(
+        "A label selector (app=training) for the pods to wait for; empty: none."))
 
 
 class GpuPodDeletion(ConfigModel):
     """How GPU pods are removed from a node before its driver is replaced."""
 
-    timeout_seconds: int = Field(ge=0, description="How long the operator waits for GPU pods to go (0 waits forever).")
+    timeout_seconds: int = Field(ge=0, le=MAX_TIMEOUT_SECONDS, description=(
+        "How long the operator waits for GPU pods to go (0 waits forever)."))
     force: bool = Field(default=False, description="Also delete GPU pods that no controller owns.")
     delete_empty_dir: bool = Field(default=False, description=(
         "Also delete GPU pods that use emptyDir volumes (their data is lost)."))
@@ -43,8 +54,8 @@ class Drain(ConfigModel):
 
     enable: bool
     force: bool = False
-    pod_selector: str = ""
-    timeout_seconds: int = Field(default=300, ge=0)
+    pod_selector: LabelSelector = Field(default="", description="A label selector for the pods to drain; empty: all.")
+    timeout_seconds: int = Field(default=300, ge=0, le=MAX_TIMEOUT_SECONDS)
     delete_empty_dir: bool = False
 
 
@@ -53,7 +64,7 @@ class UpgradePolicy(ConfigModel):
 
     auto_upgrade: bool = Field(default=True, description=(
         "Let the operator's upgrade controller roll driver changes node by node."))
-    max_parallel_upgrades: int = Field(ge=0, description=(
+    max_parallel_upgrades: int = Field(ge=0, le=MAX_NODES, description=(
         "Nodes upgraded at once; 1 = one node at a time, 0 = all at once."))
     max_unavailable: int | str = Field(default=1, description=(
         "Nodes with a driver that may be unavailable at once: a number from 1, or a percentage from \"1%\" to "
@@ -73,6 +84,9 @@ class UpgradePolicy(ConfigModel):
                              "maxParallelUpgrades: 1")
         if isinstance(value, int) and value < 0:
             raise ValueError("a number of nodes cannot be negative; give 1 or more")
+        if isinstance(value, int) and value > MAX_NODES:
+            raise ValueError(f"more nodes than a Kubernetes cluster supports ({MAX_NODES}); give a number of nodes "
+                             'or a percentage ("100%" is every node)')
         if isinstance(value, str):
             match = re.fullmatch(r"(\d{1,3})%", value)
             if not match or not 1 <= int(match.group(1)) <= 100:
@@ -107,18 +121,62 @@ class DriverConfig(ConfigModel):
     use_precompiled: bool = Field(default=False, description=(
         "Precompiled driver packages (then `version` is a branch such as \"580\")."))
     kernel_module_type: Literal["auto", "open", "proprietary"] | None = None
-    repository: str | None = Field(default=None, description="A mirror of nvcr.io/nvidia that holds the driver images.")
+    repository: ImageRepository | None = Field(default=None, description=(
+        "A mirror of nvcr.io/nvidia that holds the driver images (registry/path, no scheme)."))
     allow_undocumented_version: bool = Field(default=False, description=(
         "Accept a version NVIDIA does not document for the pinned chart release (a warning instead of an error)."))
     upgrade_policy: UpgradePolicy | None = Field(default=None, description=(
         "Required in modes operator and perPool: every driver change disrupts GPU workloads."))
 
-    @model_validator(mode="after")
-    def _rules(self) -> "DriverConfig":
-        problems = driver_rules(self)
+    @model_validator(mode="wrap")
+    @classmethod
+    def _rules(cls, data: Any, handler: ModelWrapValidatorHandler["DriverConfig"]) -> "DriverConfig":
+        """The mode's required and unused fields, the version's form and the pools' overlap.
+
+        Also when another field of the driver is invalid (a bad upgradePolicy number must not hide a bad version):
+        then the rules run on the fields that are valid, and both kinds of problem are reported together."""
+        try:
+            driver = handler(data)
+        except ValidationError as error:
+            problems = _rules_of_valid_fields(cls, data, error)
+            if not problems:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [
+                *(_again(item) for item in error.errors()),
+                {"type": "value_error", "loc": (), "input": data, "ctx": {"error": ConfigProblems(problems)}},
+            ]) from None
+        problems = driver_rules(driver)
         if problems:
             raise ConfigProblems(problems)
-        return self
+        return driver
+
+
+def _again(item: Any) -> Any:
+    """A pydantic error of `error.errors()` as the line error it was raised as."""
+    detail = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+    if item.get("ctx"):
+        detail["ctx"] = item["ctx"]
+    return detail
+
+
+def _rules_of_valid_fields(cls: type["DriverConfig"], data: Any, error: ValidationError) -> list[tuple[Path, str]]:
+    """driver_rules on the fields that validated, leaving out what reads an invalid field."""
+    if not isinstance(data, dict):
+        return []
+    invalid = {item["loc"][0] for item in error.errors() if item["loc"]}
+    fields: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        key = field.alias or name
+        if key in invalid or key not in data:
+            continue
+        try:
+            fields[name] = TypeAdapter(field.annotation).validate_python(data[key], strict=True)
+        except ValidationError:
+            invalid.add(key)
+    if "mode" not in fields:
+        return []  # every rule depends on the mode
+    partial = cls.model_construct(**fields)
+    return [(path, message) for path, message in driver_rules(partial) if path[0] not in invalid]
 
 
 def version_form_problem(version: str | None, *, use_precompiled: bool) -> str | None:
@@ -128,16 +186,20 @@ def version_form_problem(version: str | None, *, use_precompiled: bool) -> str |
                 "chart release")
     if version.lower() == "latest":
         return "'latest' is not a pin; write one exact version such as 580.173.02"
-    if "-" in version and DRIVER_VERSION_RE.match(version.split("-", 1)[0]):
+    if "-" in version and DRIVER_VERSION_RE.fullmatch(version.split("-", 1)[0]):
         return (f"write the bare version {version.split('-', 1)[0]!r}: the operator appends -<os> itself "
                 "(NVIDIA/gpu-operator#690)")
     if version.isdigit():
         if use_precompiled:
             return None
         return f"{version!r} is a branch; a branch is only valid with usePrecompiled: true. Write one exact version"
-    match = DRIVER_VERSION_RE.match(version)
+    match = DRIVER_VERSION_RE.fullmatch(version)
     if not match or match.group(3) is None:
         return f"{version!r} is not one exact driver version of the form 580.173.02"
+    if use_precompiled:
+        # The pack's gpu-operator-driver-pinned refuses this too: precompiled packages are named by branch.
+        return (f"with usePrecompiled: true the operator installs a precompiled driver by branch: write "
+                f"{match.group(1)!r}, not {version!r}")
     return None
 
 
@@ -199,9 +261,13 @@ def driver_rules(driver: "DriverConfig") -> list[tuple[Path, str]]:
 
 
 def release_problems(driver: "DriverConfig", release: ChartRelease) -> list[tuple[Path, str]]:
-    """Versions the operator cannot install with the pinned chart release (paths relative to `driver`)."""
-    if driver.allow_undocumented_version:
-        return []
+    """Versions the operator cannot install with the pinned chart release (paths relative to `driver`); none when
+    allowUndocumentedVersion is set (then they are warnings: undocumented_versions)."""
+    return [] if driver.allow_undocumented_version else undocumented_versions(driver, release)
+
+
+def undocumented_versions(driver: "DriverConfig", release: ChartRelease) -> list[tuple[Path, str]]:
+    """Every pinned version NVIDIA does not document for `release`, with why and the routes that work."""
     pinned: list[tuple[Path, str, bool]] = []
     if driver.mode == "operator" and driver.version:
         pinned.append((("version",), driver.version, driver.use_precompiled))

@@ -20,13 +20,15 @@ taints). So the component reads each node first, at preview, and merges where it
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import Field, field_validator
 
-from .base import ConfigModel, K8sName, LabelKey, Labels, LabelValue
+from .base import ConfigModel, ConfigProblems, K8sName, LabelKey, Labels, LabelValue
+from .base import Path as KeyPath
 from .gpus import PRODUCTS
 from .sharing import NODE_CONFIG_LABEL, ProfileName
 
@@ -37,6 +39,20 @@ EXPECTED_HOST_DRIVER_ANNOTATION = "gpu-platform/expected-host-driver-version"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 # Label prefixes that other controllers own (GFD/operator, NFD); typed fields set the few we may set.
 MANAGED_LABEL_PREFIXES = ("nvidia.com/", "feature.node.kubernetes.io/")
+# The kubernetes.io and k8s.io label domains belong to Kubernetes: the kubelet sets and resets its own
+# (kubernetes.io/hostname, /os, /arch, topology.kubernetes.io/*, node.kubernetes.io/instance-type, kubelet.kubernetes.io/*,
+# node.kubernetes.io/*), and the NodeRestriction admission plugin reserves the domain. An administrator may set only
+# node-role.kubernetes.io/* (roles, which kubelets may not set on themselves) and node-restriction.kubernetes.io/*.
+# The node controller's taints: a cordon, and a node that is not ready or unreachable.
+CONTROLLER_TAINT_PREFIX = "node.kubernetes.io/"
+ADMIN_KUBERNETES_LABEL_PREFIXES = ("node-role.kubernetes.io/", "node-restriction.kubernetes.io/")
+
+
+def kubernetes_owned_label(key: str) -> bool:
+    domain = key.rpartition("/")[0]
+    if not domain or key.startswith(ADMIN_KUBERNETES_LABEL_PREFIXES):
+        return False
+    return any(domain == d or domain.endswith(f".{d}") for d in ("kubernetes.io", "k8s.io"))
 
 
 class Taint(ConfigModel):
@@ -81,7 +97,29 @@ class GpuNodeConfig(ConfigModel):
             if key.startswith(MANAGED_LABEL_PREFIXES):
                 raise ValueError(f"label {key!r} is owned by the GPU operator or NFD; use the typed fields "
                                  "`sharing` (nvidia.com/device-plugin.config) or `migConfig` (nvidia.com/mig.config)")
+            if kubernetes_owned_label(key):
+                raise ValueError(f"label {key!r} is in a domain Kubernetes owns (kubernetes.io, k8s.io): the kubelet "
+                                 "sets and resets its own there; of that domain only node-role.kubernetes.io/* and "
+                                 "node-restriction.kubernetes.io/* are an administrator's. Use your own prefix "
+                                 "(lab.example/...) or none")
         return labels
+
+    @field_validator("taints")
+    @classmethod
+    def _valid_taints(cls, taints: list[Taint]) -> list[Taint]:
+        problems: list[tuple[KeyPath, str]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, taint in enumerate(taints):
+            if taint.key.startswith(CONTROLLER_TAINT_PREFIX):
+                problems.append(((index, "key"), f"{taint.key} is the node controller's taint (a cordon, or a node "
+                                                 "that is not ready); it comes and goes with the node's state"))
+            first = seen.setdefault((taint.key, taint.effect), index)
+            if first != index:
+                problems.append(((index,), f"taint {taint.key}:{taint.effect} is already taints[{first}]; the API "
+                                           "server refuses two taints with the same key and effect"))
+        if problems:
+            raise ConfigProblems(problems)
+        return taints
 
     def node_labels(self) -> dict[str, str]:
         labels = dict(self.labels)
@@ -96,8 +134,6 @@ class GpuNodeConfig(ConfigModel):
         return {**self.node_labels(), GPU_PRODUCT_LABEL: self.gpu}
 
 
-# The node controller's taints: a cordon, and a node that is not ready or unreachable.
-CONTROLLER_TAINT_PREFIX = "node.kubernetes.io/"
 
 
 def taint_dicts(taints: list[Taint]) -> list[dict[str, str]]:
@@ -160,13 +196,21 @@ def node_conflicts(node: GpuNodeConfig, live: dict[str, Any]) -> tuple[bool, lis
     return True, problems
 
 
+def conflict_message(node: GpuNodeConfig, problems: list[str], redact: Callable[[str], str] = str) -> str:
+    """The error that stops the program on conflicts; a label value set as a secret is never in it."""
+    return redact(f"node {node.name!r} (gpu-platform:nodes): another field manager owns what the config would "
+                  "change; nothing was applied:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
 class GpuNodes(pulumi.ComponentResource):
     """Labels and taints on the GPU worker nodes (one server-side-apply NodePatch per node, merged with what
     other managers own; see the module docstring)."""
 
     def __init__(self, name: str, nodes: list[GpuNodeConfig], *, expected_host_driver: str | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 redact: Callable[[str], str] = str, opts: pulumi.ResourceOptions | None = None):
+        """`redact`: removes config secrets from the conflict message (CompiledConfig.secrets.redact)."""
         super().__init__("gpu-platform:nodes:GpuNodes", name, None, opts)
+        self._redact = redact
         # Read, never managed: a node that does not exist fails the preview with its name.
         self.live = [k8s.core.v1.Node.get(f"{name}-{node.name}-live", node.name, opts=pulumi.ResourceOptions(
             parent=self)) for node in nodes]
@@ -185,9 +229,7 @@ class GpuNodes(pulumi.ComponentResource):
             metadata, spec = state
             write, problems = node_conflicts(node, {"metadata": metadata or {}, "spec": spec or {}})
             if problems and not node.force_conflicts:
-                raise pulumi.RunError(f"node {node.name!r} (gpu-platform:nodes): another field manager owns what the "
-                                      "config would change; nothing was applied:\n" +
-                                      "\n".join(f"  - {p}" for p in problems))
+                raise pulumi.RunError(conflict_message(node, problems, self._redact))
             return taint_dicts(node.taints) if write or node.force_conflicts else None
 
         return k8s.core.v1.NodePatch(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,20 @@ import pulumi_kubernetes as k8s
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from .base import OWNED_ANNOTATIONS, ConfigModel, ConfigProblems, DnsLabel, K8sName, Labels
+from .base import (
+    OWNED_ANNOTATIONS,
+    ConfigModel,
+    ConfigProblems,
+    DnsLabel,
+    K8sName,
+    Labels,
+    Path as KeyPath,
+    RegistryHost,
+    check_env_name,
+    check_label_key,
+    check_label_value,
+    reserved_namespace_problem,
+)
 from .chart_values import (
     CdiValues,
     DaemonsetsValues,
@@ -51,6 +65,10 @@ from .sharing import SharingConfig
 # The chart's own default operator toleration; a list in values replaces the default, so we keep it.
 CONTROL_PLANE_TOLERATION = Toleration(key="node-role.kubernetes.io/control-plane", operator="Equal", value="",
                                       effect="NoSchedule")
+# prometheus-operator's Duration (monitoring.coreos.com CRDs), without its "0".
+SCRAPE_INTERVAL_PATTERN = r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
+# Helm refuses longer release names (its objects append suffixes to it within Kubernetes' 63-character names).
+HELM_RELEASE_NAME_MAX = 53
 GPU_TOLERATION = Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule")
 
 
@@ -102,6 +120,7 @@ class ChartConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> "ChartConfig":
+        """One chart source (path or repository), and an archive on disk that is the pinned release."""
         if self.path is not None and self.repository is not None:
             raise ConfigProblems([(("path",), "give the chart's `path` or its `repository`, not both")])
         if self.path is not None:
@@ -154,6 +173,39 @@ def chart_archive_problem(path: Path, version: str) -> str | None:
     return None
 
 
+def toleration_problems(tolerations: list[Toleration]) -> list[tuple[KeyPath, str]]:
+    """What the API server would refuse in a toleration (core/v1 validation), per index."""
+    problems: list[tuple[KeyPath, str]] = []
+    for index, toleration in enumerate(tolerations):
+        try:
+            if toleration.key:
+                check_label_key(toleration.key)
+            elif toleration.operator != "Exists":
+                raise ValueError("a toleration without a key tolerates every taint and needs operator: Exists")
+            if toleration.operator == "Exists" and toleration.value:
+                raise ValueError("operator: Exists matches any value; remove `value` (or use operator: Equal)")
+            if toleration.value:
+                check_label_value(toleration.value)
+        except ValueError as error:
+            problems.append(((index,), str(error)))
+    return problems
+
+
+def env_problems(env: list[EnvVar]) -> list[tuple[KeyPath, str]]:
+    """Invalid or repeated environment variable names, per index (a repeated name: the last one wins silently)."""
+    problems: list[tuple[KeyPath, str]] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(env):
+        try:
+            check_env_name(entry.name)
+        except ValueError as error:
+            problems.append(((index, "name"), str(error)))
+        first = seen.setdefault(entry.name, index)
+        if first != index:
+            problems.append(((index, "name"), f"{entry.name} is already set by entry [{first}]; set it once"))
+    return problems
+
+
 class OperatorPlacement(ConfigModel):
     """Where the operator's own Deployment runs."""
 
@@ -162,10 +214,26 @@ class OperatorPlacement(ConfigModel):
     tolerations: list[Toleration] = Field(default=[], description=(
         "Extra tolerations; the taints of configured nodes its selector lands on are tolerated automatically."))
 
+    @field_validator("tolerations")
+    @classmethod
+    def _valid_tolerations(cls, tolerations: list[Toleration]) -> list[Toleration]:
+        problems = toleration_problems(tolerations)
+        if problems:
+            raise ConfigProblems(problems)
+        return tolerations
+
 
 class ToolkitConfig(ConfigModel):
     extra_env: list[EnvVar] = Field(default=[], description=(
         "Extra container-toolkit environment (values are strings); the runtime preset sets the socket."))
+
+    @field_validator("extra_env")
+    @classmethod
+    def _valid_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        problems = env_problems(env)
+        if problems:
+            raise ConfigProblems(problems)
+        return env
 
 
 class DevicePluginConfig(ConfigModel):
@@ -173,12 +241,29 @@ class DevicePluginConfig(ConfigModel):
         "Time-slicing or MPS profiles (devicePlugin.config); none = whole GPUs."))
     extra_env: list[EnvVar] = []
 
+    @field_validator("extra_env")
+    @classmethod
+    def _valid_env(cls, env: list[EnvVar]) -> list[EnvVar]:
+        problems = env_problems(env)
+        if problems:
+            raise ConfigProblems(problems)
+        return env
+
 
 class ServiceMonitorConfig(ConfigModel):
     """The DCGM exporter's ServiceMonitor, which the operator creates (needs the prometheus-operator CRDs)."""
 
     enabled: bool
-    interval: str = Field(default="15s", pattern=r"^\d+(ms|s|m|h)$")
+    interval: str = Field(default="15s", pattern=SCRAPE_INTERVAL_PATTERN, description=(
+        "How often Prometheus scrapes the exporter: a prometheus-operator duration such as 15s, 1m or 1m30s."))
+
+    @field_validator("interval")
+    @classmethod
+    def _some_interval(cls, value: str) -> str:
+        if not value or not re.fullmatch(SCRAPE_INTERVAL_PATTERN, value) or not any(c in "123456789" for c in value):
+            raise ValueError(f"{value!r} is not a scrape interval: whole numbers with y, w, d, h, m, s or ms, largest "
+                             "unit first and above zero, such as 15s, 1m or 1m30s")
+        return value
     honor_labels: bool = False
     additional_labels: Labels = Field(default={}, description=(
         "Labels your Prometheus selects ServiceMonitors by, e.g. release: kube-prometheus-stack."))
@@ -201,16 +286,26 @@ class MigConfig(ConfigModel):
 class RegistryConfig(ConfigModel):
     """Pull credentials for the NVIDIA images; the password is the secret config key `registryPassword`."""
 
-    server: str = "nvcr.io"
-    username: str = "$oauthtoken"
+    server: RegistryHost = "nvcr.io"
+    username: str = Field(default="$oauthtoken", min_length=1)
     secret_name: K8sName = "gpu-operator-registry"
 
 
 class GpuOperatorConfig(ConfigModel):
     """The GPU Operator and its operands, in the chart's own terms where they map one to one."""
 
-    namespace: DnsLabel = "gpu-operator"
-    release_name: DnsLabel = "gpu-operator"
+    namespace: DnsLabel = Field(default="gpu-operator", description=(
+        "The operator's namespace, created and labelled privileged by this program: not one that exists already."))
+    release_name: DnsLabel = Field(default="gpu-operator", max_length=HELM_RELEASE_NAME_MAX, description=(
+        f"The Helm release name (Helm allows at most {HELM_RELEASE_NAME_MAX} characters)."))
+
+    @field_validator("namespace")
+    @classmethod
+    def _own_namespace(cls, namespace: str) -> str:
+        problem = reserved_namespace_problem(namespace)
+        if problem:
+            raise ValueError(problem)
+        return namespace
     chart: ChartConfig
     driver: DriverConfig
     operator: OperatorPlacement = OperatorPlacement()

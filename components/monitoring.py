@@ -47,35 +47,46 @@ DASHBOARD_KEY = "gpu-platform-gpus.json"
 DASHBOARD_UID = "gpu-platform-gpus"
 MANAGED_LABELS = {"app.kubernetes.io/part-of": "gpu-platform", "app.kubernetes.io/managed-by": "pulumi"}
 
-_DURATION_RE = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
+# Prometheus' duration grammar (prometheus/common model.ParseDuration) in whole seconds: units from years down to
+# seconds, each at most once and in that order, e.g. 90s, 10m or 1h30m. Milliseconds are left out: no alert here
+# needs them, and `seconds()` stays whole.
+_UNITS = (("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+_DURATION_RE = re.compile("".join(rf"(?:(?P<{unit}>\d{{1,6}}){unit})?" for unit, _ in _UNITS))
+_DURATION_PATTERN = r"^(?!$)" + "".join(rf"(\d{{1,6}}{unit})?" for unit, _ in _UNITS) + "$"  # for editors
+
+
+def _duration_seconds(value: str) -> int | None:
+    match = _DURATION_RE.fullmatch(value) if value else None
+    if match is None:
+        return None
+    return sum(int(match[unit] or 0) * factor for unit, factor in _UNITS)
 
 
 def _check_duration(value: str) -> str:
-    if not _DURATION_RE.match(value):
-        raise ValueError(f"{value!r} is not a Prometheus duration: a positive whole number with s, m or h, such as "
-                         "30s, 5m or 1h")
+    if not _duration_seconds(value):
+        raise ValueError(f"{value!r} is not a Prometheus duration: whole numbers with y, w, d, h, m or s, largest "
+                         "unit first and above zero, such as 30s, 5m or 1h30m")
     return value
 
 
 def _check_runbook_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s#]+$", value):
+    if not re.fullmatch(r"https?://[^\s#/]+[^\s#]*", value):
         raise ValueError(f"{value!r} must be an http(s) URL of docs/runbook.md without a #fragment (each alert "
                          "appends the anchor of its own section)")
     return value
 
 
 Duration = Annotated[str, AfterValidator(_check_duration),
-                     WithJsonSchema({"type": "string", "pattern": _DURATION_RE.pattern})]
+                     WithJsonSchema({"type": "string", "pattern": _DURATION_PATTERN})]
 Severity = Literal["info", "warning", "critical"]
 
 
 def seconds(duration: str) -> int:
-    """`"10m"` -> 600."""
-    match = _DURATION_RE.match(duration)
-    if not match:
+    """`"10m"` -> 600, `"1h30m"` -> 5400."""
+    total = _duration_seconds(duration)
+    if not total:
         raise ValueError(f"not a duration: {duration!r}")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    return total
 
 
 # --- config --------------------------------------------------------------------------------------------------------

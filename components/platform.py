@@ -19,6 +19,10 @@ class GpuPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, config: CompiledConfig, *, registry_password: pulumi.Output[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None):
+        if config.secrets:
+            # Config values set with --secret stay secret in every input that holds them (children inherit this).
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(transformations=[config.secrets.transformation()]))
         super().__init__("gpu-platform:index:GpuPlatform", name, None, opts)
         stack, values = config.stack, config.values
         op = stack.gpu_operator
@@ -27,7 +31,8 @@ class GpuPlatform(pulumi.ComponentResource):
             f"{name}-namespace", op.namespace, kubernetes_version=stack.cluster.kubernetes_version, opts=child)
         self.nodes = GpuNodes(
             f"{name}-nodes", stack.nodes,
-            expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None, opts=child)
+            expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None,
+            redact=config.secrets.redact, opts=child)
         self.operator = GpuOperator(
             f"{name}-operator", op, values, namespace=self.operator_namespace.name,
             registry_password=registry_password,

@@ -24,7 +24,7 @@ LIFECYCLE = {(25, 10): "out of NVIDIA support", (26, 3): "deprecated by NVIDIA",
 
 
 def chart_version_key(version: str) -> tuple[int, int, int]:
-    match = CHART_VERSION_RE.match(version)
+    match = CHART_VERSION_RE.fullmatch(version)
     if not match:
         raise ValueError(f"{version!r} is not a chart version of the form v<major>.<minor>.<patch>")
     major, minor, patch = (int(part) for part in match.groups())

@@ -69,6 +69,7 @@ class SharingProfile(ConfigModel):
 
     @model_validator(mode="after")
     def _one_strategy(self) -> "SharingProfile":
+        """One sharing strategy per profile (time-slicing or MPS)."""
         if self.time_slicing is not None and self.mps is not None:
             raise ConfigProblems([((), "time-slicing and MPS are mutually exclusive on a node; "
                                        "give this profile either `timeSlicing` or `mps`, not both")])
@@ -109,6 +110,7 @@ class SharingConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _default_exists(self) -> "SharingConfig":
+        """The default profile is one of the profiles."""
         if self.default not in self.profiles:
             raise ConfigProblems([(("default",), f"{self.default!r} is not one of the profiles "
                                                  f"({', '.join(sorted(self.profiles))})")])

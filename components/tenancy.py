@@ -23,84 +23,92 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from .base import OWNED_ANNOTATIONS, ConfigModel, DnsLabel, K8sName, Path
+from .base import OWNED_ANNOTATIONS, ConfigModel, DnsLabel, K8sName, Path, reserved_namespace_problem
 from .operator_namespace import pod_security_labels, standard_labels
 from .sharing import GPU_RESOURCE, SharingConfig
-
-if TYPE_CHECKING:
-    from .stack_config import StackConfig
 
 SHARED_GPU_RESOURCE = f"{GPU_RESOURCE}.shared"  # what a sharing profile with renameByDefault advertises
 # The matrix's platform roles; every other key of `groups` is a team that can own tenant namespaces.
 PLATFORM_ROLES = ("infrastructure", "security", "operations")
 # Built-in classes any namespace may use since Kubernetes 1.17 unless a quota stops it (kubernetes#76310).
 SYSTEM_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
-# Namespaces Kubernetes itself owns; RKE2's CIS profile exempts kube-system from Pod Security.
-RESERVED_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 MAX_USER_PRIORITY = 1_000_000_000  # higher values are reserved for the system classes
+MAX_PRIORITY_CLASS_NAME = 253 - len("priority-")  # the per-class quota's name must stay a valid object name
+MAX_COUNT = 1_000_000  # quota counts (GPUs, pods): far above any cluster, below what a typo would give
 RBAC_GROUP = "rbac.authorization.k8s.io"
 OWNER_LABEL = "gpu-platform/owner"
 
 # --- Kubernetes quantities ---------------------------------------------------------------------------------------
 
-_DECIMAL_SUFFIXES = {"": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_DECIMAL_SUFFIXES = {"": 0, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_CPU_RE = re.compile(r"^(?:(?P<cores>\d+(?:\.\d{1,3})?|\.\d{1,3})|(?P<milli>\d+)m)$")
-_MEMORY_RE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<suffix>[kMGTPE]|[KMGTPE]i)?$")
+# A Kubernetes quantity (k8s.io/apimachinery/pkg/api/resource): a number, then a binary or decimal SI suffix or a
+# decimal exponent (1e3, 5E-1). The API accepts more digits than it keeps: cpu 1.2345 is rounded up to 1235m.
+_QUANTITY_RE = re.compile(r"(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)"
+                          r"(?P<suffix>[KMGTPE]i|[mkMGTPE]|[eE][+-]?\d{1,3})?")
 
 
 def _number_as_text(value: Any) -> Any:
-    # YAML reads `cpu: 8` as a number; Kubernetes takes both, and the manifests get the same string.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    # YAML reads `cpu: 8` (and the CLI's YAML `cpu: 1e3`) as a number; Kubernetes takes both, and the manifests get
+    # the same string. A bool is not a number here (strict config), nor are inf or nan.
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        return format(Decimal(repr(value)).normalize(), "f") if abs(value) < 1e15 else repr(value)
     return value
 
 
-def _not_negative(value: str) -> None:
-    if value.startswith("-"):
-        raise ValueError("must not be negative")
+def quantity(value: str) -> Decimal:
+    """A validated Kubernetes quantity as a number (`500m` -> 0.5, `1Gi` -> 1073741824, `1e3` -> 1000)."""
+    match = _QUANTITY_RE.fullmatch(value)
+    assert match, value
+    suffix = match["suffix"] or ""
+    if suffix in _BINARY_SUFFIXES:
+        scale = Decimal(2) ** _BINARY_SUFFIXES[suffix]
+    elif suffix in _DECIMAL_SUFFIXES:
+        scale = Decimal(10) ** _DECIMAL_SUFFIXES[suffix]
+    else:
+        scale = Decimal(10) ** int(suffix[1:])
+    number = Decimal(match["number"]) * scale
+    return -number if match["sign"] == "-" else number
 
 
 def cpu_cores(value: str) -> Decimal:
     """A validated CPU quantity in cores (`500m` -> 0.5)."""
-    match = _CPU_RE.match(value)
-    assert match, value
-    return Decimal(match["milli"]) / 1000 if match["milli"] else Decimal(match["cores"])
+    return quantity(value)
 
 
 def memory_bytes(value: str) -> Decimal:
     """A validated memory quantity in bytes (`1Gi` -> 1073741824)."""
-    match = _MEMORY_RE.match(value)
-    assert match, value
-    suffix = match["suffix"] or ""
-    scale = Decimal(2) ** _BINARY_SUFFIXES[suffix] if suffix in _BINARY_SUFFIXES else \
-        Decimal(10) ** _DECIMAL_SUFFIXES[suffix]
-    return Decimal(match["number"]) * scale
+    return quantity(value)
+
+
+def _check_quantity(value: str, hint: str) -> str:
+    if not _QUANTITY_RE.fullmatch(value):
+        raise ValueError(hint)
+    if quantity(value) < 0:
+        raise ValueError("must not be negative")
+    return value
 
 
 def _check_cpu(value: str) -> str:
-    _not_negative(value)
-    if not _CPU_RE.match(value):
-        raise ValueError("not a CPU quantity: write cores (2, 0.5) or millicores (500m), at most 3 decimals")
-    return value
+    return _check_quantity(value, "not a CPU quantity: write cores (2, 0.5, 1e3) or millicores (500m)")
 
 
 def _check_memory(value: str) -> str:
-    _not_negative(value)
-    if re.match(r"^\d+(\.\d+)?m$", value):
+    if re.fullmatch(r"\+?(\d+(\.\d*)?|\.\d+)m", value):
         raise ValueError("'m' is milli: thousandths of a byte; write Mi (mebibytes) or M (megabytes)")
-    if not _MEMORY_RE.match(value):
-        raise ValueError("not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M")
-    return value
+    return _check_quantity(value, "not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M")
 
 
-_QUANTITY_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "number", "minimum": 0}]}
+_QUANTITY_SCHEMA = {"anyOf": [{"type": "string", "pattern": r"^\+?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?\d{1,3})?$"},
+                              {"type": "number", "minimum": 0}]}
 CpuQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu),
                         WithJsonSchema(_QUANTITY_SCHEMA)]
 MemoryQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_memory),
@@ -110,6 +118,8 @@ MemoryQuantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator
 def _check_count(value: int) -> int:
     if value < 0:
         raise ValueError("a quota must not be negative (0 allows none)")
+    if value > MAX_COUNT:
+        raise ValueError(f"at most {MAX_COUNT}: no cluster has more; a larger number is a typo")
     return value
 
 
@@ -117,7 +127,7 @@ Count = Annotated[int, Field(strict=True), AfterValidator(_check_count)]
 
 
 def _check_group_key(key: str) -> str:
-    if not re.match(r"^[a-z][A-Za-z0-9]{0,62}$", key):
+    if not re.fullmatch(r"[a-z][A-Za-z0-9]{0,62}", key):
         raise ValueError("a group key is a camelCase word such as dataScience")
     return key
 
@@ -140,7 +150,8 @@ GroupName = Annotated[str, AfterValidator(_check_group_name)]
 class PriorityClassConfig(ConfigModel):
     """A PriorityClass for GPU work (never the cluster's global default)."""
 
-    name: K8sName
+    name: K8sName = Field(max_length=MAX_PRIORITY_CLASS_NAME, description=(
+        f"At most {MAX_PRIORITY_CLASS_NAME} characters: a tenant's per-class quota is named priority-<name>."))
     value: int = Field(strict=True, ge=-2_147_483_648, le=MAX_USER_PRIORITY, description=(
         "Higher is scheduled first and may preempt lower; pods without a class get 0. At most 1000000000."))
     preemption_policy: Literal["PreemptLowerPriority", "Never"] = Field(description=(
@@ -216,9 +227,19 @@ class TenancyConfig(ConfigModel):
     tenants: list[TenantConfig] = []
 
 
-def tenancy_problems(stack: StackConfig) -> list[tuple[Path, str]]:
-    """Every cross-field problem of `stack.tenancy`, with paths relative to `tenancy`."""
-    config = stack.tenancy
+def monitoring_namespace_problems(config: TenancyConfig | None, monitoring_namespace: str) -> list[tuple[Path, str]]:
+    """Tenants placed in the monitoring namespace (paths relative to `tenancy`)."""
+    return [(("tenants", index, "namespace"),
+             f"{tenant.namespace!r} is the monitoring namespace (monitoring.namespace), where kube-prometheus-stack "
+             "runs; a tenant's quota and restricted Pod Security would apply to it: give the tenant its own namespace")
+            for index, tenant in enumerate(config.tenants if config else []) if tenant.namespace == monitoring_namespace]
+
+
+def tenancy_problems(config: TenancyConfig | None, *, operator_namespace: str) -> list[tuple[Path, str]]:
+    """Every cross-field problem of the tenancy section, with paths relative to `tenancy`.
+
+    Takes the other sections' values it needs as arguments, so that this module does not import the stack
+    config (which imports it)."""
     if config is None:
         return []
     problems: list[tuple[Path, str]] = []
@@ -238,7 +259,7 @@ def tenancy_problems(stack: StackConfig) -> list[tuple[Path, str]]:
     for index, tenant in enumerate(config.tenants):
         path: Path = ("tenants", index)
         problems += [((*path, *sub), message) for sub, message in _tenant_problems(
-            tenant, stack.gpu_operator.namespace, seen.get(tenant.namespace), teams, declared, known_classes)]
+            tenant, operator_namespace, seen.get(tenant.namespace), teams, declared, known_classes)]
         seen.setdefault(tenant.namespace, index)
     return problems
 
@@ -249,8 +270,8 @@ def _tenant_problems(tenant: TenantConfig, operator_namespace: str, clash: int |
         yield ("namespace",), (f"{tenant.namespace!r} is the operator namespace (gpuOperator.namespace); its "
                                "privileged operands set no requests, so a tenant's restricted Pod Security and "
                                "cpu/memory quota would block them: give the tenant its own namespace")
-    elif tenant.namespace in RESERVED_NAMESPACES:
-        yield ("namespace",), f"{tenant.namespace!r} is a Kubernetes system namespace; give the tenant its own"
+    elif reserved_namespace_problem(tenant.namespace):
+        yield ("namespace",), str(reserved_namespace_problem(tenant.namespace))
     if clash is not None:
         yield ("namespace",), f"namespace {tenant.namespace!r} is already tenants[{clash}].namespace"
     if tenant.owner in PLATFORM_ROLES:

@@ -51,10 +51,11 @@ def compiled(raw: dict[str, Any] | None = None, secret_keys: tuple[str, ...] = (
     return compile_config(lab_raw() if raw is None else raw, secret_keys=secret_keys)
 
 
-def problems(raw: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def problems(raw: dict[str, Any], secret_keys: tuple[str, ...] = (),
+             other_keys: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The problems a config is rejected with (fails the test when it is accepted)."""
     try:
-        compile_config(raw, secret_keys=secret_keys)
+        compile_config(raw, secret_keys=secret_keys, other_keys=other_keys)
     except ConfigError as error:
         return error.problems
     raise AssertionError("the config was accepted, but it should have been rejected")

@@ -80,3 +80,17 @@ def test_a_label_someone_else_set_to_another_value_stops_with_the_fix():
 def test_a_label_someone_else_set_to_our_value_is_shared():
     state = live(labels={"gpu": "true"}, owners={"kubectl-label": {"f:metadata": {"f:labels": {"f:gpu": {}}}}})
     assert node_conflicts(config(), state) == (True, [])
+
+
+def test_a_conflict_message_never_shows_a_label_value_set_as_a_secret():
+    from components.config_secrets import secret_values
+    from components.gpu_nodes import conflict_message
+
+    node = config(labels={"rack": "zq8xp3-secret-rack"})
+    state = live(labels={"rack": "r1"}, owners={"kubectl-label": {"f:metadata": {"f:labels": {"f:rack": {}}}}})
+    _, found = node_conflicts(node, state)
+    assert found and "zq8xp3-secret-rack" in found[0]  # the problem names both values...
+    secrets = secret_values({"nodes": [{"labels": {"rack": "zq8xp3-secret-rack"}}]}, ["nodes"],
+                            {"nodes": [(0, "labels", "rack")]})
+    message = conflict_message(node, found, secrets.redact)
+    assert "zq8xp3-secret-rack" not in message and "[secret]" in message  # ...the error the user sees does not

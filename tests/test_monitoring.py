@@ -192,7 +192,8 @@ NO_CRDS = ("the alert rules are a PrometheusRule (monitoring.coreos.com/v1), whi
         "its Grafana run (the Grafana sidecar reads dashboards from its own namespace by default), e.g. monitoring")]),
     ({"monitoring.alerts.gpuUtilization.for": "10 minutes"}, [(
         "gpu-platform:monitoring.alerts.gpuUtilization.for",
-        "'10 minutes' is not a Prometheus duration: a positive whole number with s, m or h, such as 30s, 5m or 1h "
+        "'10 minutes' is not a Prometheus duration: whole numbers with y, w, d, h, m or s, largest unit first and "
+        "above zero, such as 30s, 5m or 1h30m "
         "(got \"10 minutes\")")]),
     ({"monitoring.alerts.gpuMemory.threshold": 100}, [(
         "gpu-platform:monitoring.alerts.gpuMemory.threshold", "Input should be less than 100 (got 100)")]),

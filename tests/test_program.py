@@ -106,7 +106,9 @@ def test_a_broken_config_stops_the_program_before_anything_is_declared():
     with pytest.raises(pulumi.RunError) as caught:
         run_program(ROOT, stack_file(raw))
     message = str(caught.value)
-    assert message.startswith("invalid stack config (1 problem); nothing was declared:\n  - gpu-platform:mps: ")
+    # both: the unknown top-level key does not hide the driver rule, which reads only gpuOperator
+    assert message.startswith("invalid stack config (2 problems); nothing was declared:\n  - gpu-platform:mps: ")
+    assert "\n  - gpu-platform:gpuOperator.driver.version: NVIDIA documents these drivers" in message
 
 
 def test_nothing_is_registered_when_the_config_is_invalid(recorders):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import copy
 
 import jsonschema
+import pytest
 import yaml
 
-from tests.factories import ROOT
+from tests.factories import ROOT, compiled, lab_with, problems
 from tools.gen_schema import SCHEMA_FILE, render
 
 
@@ -41,3 +42,34 @@ def test_the_schema_catches_what_editors_should_flag():
     assert not validator.is_valid(top_level_mps)
     assert not validator.is_valid(plain_password)
     assert validator.is_valid(other_namespace)  # other providers' keys are not ours to judge
+
+
+def with_change(path: str, value: object) -> dict:
+    """The lab's stack file with one value changed (path: the config key, then the keys below it)."""
+    document = lab_document()
+    key, *rest = path.split(".")
+    target = document["config"][f"gpu-platform:{key}"]
+    for part in rest[:-1]:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[rest[-1]] = value
+    return document
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("gpuOperator.gfd.enabled", "yes"), ("gpuOperator.gfd.enabled", 1), ("gpuOperator.chart.timeoutSeconds", "900"),
+    ("gpuOperator.mig_manager", {"enabled": True}), ("tenancy.tenants.0.quota.cpu", "8 cores"),
+    ("monitoring.alerts.gpuUtilization.for", "10 minutes"), ("gpuOperator.driver.version", 580.173),
+])
+def test_the_schema_refuses_what_the_model_refuses(path, value):
+    assert not jsonschema.Draft202012Validator(schema()).is_valid(with_change(path, value))
+    assert problems(lab_with(**{path.replace(".0.", "[0]."): value}))
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("tenancy.tenants.0.quota.cpu", "1e3"), ("tenancy.tenants.0.quota.cpu", "1.2345"),
+    ("tenancy.tenants.0.quota.memory", 34359738368), ("monitoring.alerts.gpuUtilization.for", "1h30m"),
+    ("monitoring.alerts.gpuMemory.threshold", 95.5),
+])
+def test_the_schema_accepts_what_the_model_accepts(path, value):
+    assert jsonschema.Draft202012Validator(schema()).is_valid(with_change(path, value))
+    assert compiled(lab_with(**{path.replace(".0.", "[0]."): value}))

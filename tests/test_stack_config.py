@@ -1,6 +1,8 @@
 """The stack config model: the lab config is valid, and every rule rejects its mistake with a clear message."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.stack_config import ConfigError, compile_config
@@ -123,8 +125,8 @@ def test_a_misspelt_key_is_named_with_a_suggestion_and_the_allowed_keys():
 
 
 def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
-    assert problems(mutate(lab_raw(), "gpuOprator", {})) == [
-        ("gpu-platform:gpuOprator", "unknown config key; this program reads gpu-platform:cluster, "
+    assert problems(mutate(lab_raw(), "storage", {})) == [
+        ("gpu-platform:storage", "unknown config key; this program reads gpu-platform:cluster, "
                                     "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:tenancy, "
                                     "gpu-platform:monitoring, gpu-platform:registryPassword")]
 
@@ -190,10 +192,55 @@ def test_every_problem_is_reported_at_once():
 
 def test_the_error_message_names_the_count_and_says_nothing_was_declared():
     with pytest.raises(ConfigError) as caught:
-        compile_config(lab_with(**{"gpuOperator.driver.version": "latest"}))
+        compile_config(lab_with(**{"tenancy.tenants[0].owner": "dataSci"}))
     assert str(caught.value) == (
         "invalid stack config (1 problem); nothing was declared:\n"
-        "  - gpu-platform:gpuOperator.driver.version: 'latest' is not a pin; write one exact version such as 580.173.02")
+        "  - gpu-platform:tenancy.tenants[0].owner: unknown group 'dataSci'; teams in tenancy.groups: dataScience\n"
+        "not checked yet, because they read a part with a problem above (fix it and run again):\n"
+        "  - the chart values against the pinned chart release (after the rules between sections pass)")
+
+
+def test_a_problem_in_one_section_does_not_hide_the_rules_of_the_others():
+    # A typo in monitoring used to stop every rule between sections, so the undocumented driver showed only after
+    # the typo was fixed.
+    raw = lab_with(**{"monitoring.runbookUrll": "https://x.example/runbook.md",
+                      "gpuOperator.driver.version": "525.85.05", "tenancy.tenants[0].owner": "dataSci"})
+    with pytest.raises(ConfigError) as caught:
+        compile_config(raw)
+    assert [path for path, _ in caught.value.problems] == [
+        "gpu-platform:monitoring.runbookUrll", "gpu-platform:gpuOperator.driver.version",
+        "gpu-platform:tenancy.tenants[0].owner"]
+    # what could not run is said, with the section it waits for
+    assert caught.value.not_checked == [
+        "the tenants against the monitoring namespace (reads gpu-platform:monitoring)",
+        "monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)",
+        "the chart values against the pinned chart release (after the rules between sections pass)"]
+    assert str(caught.value).endswith(
+        "not checked yet, because they read a part with a problem above (fix it and run again):\n"
+        "  - the tenants against the monitoring namespace (reads gpu-platform:monitoring)\n"
+        "  - monitoring against the cluster and the DCGM exporter (reads gpu-platform:monitoring)\n"
+        "  - the chart values against the pinned chart release (after the rules between sections pass)")
+
+
+def test_the_rules_skipped_inside_an_invalid_section_are_named():
+    with pytest.raises(ConfigError) as caught:
+        compile_config(lab_with(**{"gpuOperator.devicePlugin.sharing.profiles.mps-4.mps.replicas": "4"}))
+    assert caught.value.not_checked[:2] == [
+        "gpu-platform:gpuOperator.devicePlugin.sharing: the default profile is one of the profiles",
+        "gpu-platform:gpuOperator.devicePlugin.sharing.profiles.mps-4: one sharing strategy per profile (time-slicing "
+        "or MPS)"]
+    assert "the chart values against the pinned chart release (reads gpu-platform:gpuOperator)" in \
+        caught.value.not_checked
+
+
+def test_a_bad_upgrade_policy_number_does_not_hide_a_bad_driver_version():
+    raw = lab_with(**{"gpuOperator.driver.upgradePolicy.maxUnavailable": 0, "gpuOperator.driver.version": "latest"})
+    assert [path for path, _ in problems(raw)] == ["gpu-platform:gpuOperator.driver.upgradePolicy.maxUnavailable",
+                                                   "gpu-platform:gpuOperator.driver.version"]
+    # a rule that reads the invalid field is left out rather than guessed (no "upgradePolicy is required")
+    raw = lab_with(**{"gpuOperator.driver.upgradePolicy.drain": DELETE, "gpuOperator.driver.hostVersion": "580.173.02"})
+    assert [path for path, _ in problems(raw)] == ["gpu-platform:gpuOperator.driver.upgradePolicy.drain",
+                                                   "gpu-platform:gpuOperator.driver.hostVersion"]
 
 
 # --- sharing ------------------------------------------------------------------------------------------------------
@@ -423,3 +470,254 @@ def test_an_operator_pinned_to_the_gpu_nodes_is_warned_about_with_the_reason():
     assert warning.startswith("gpu-platform:gpuOperator.operator.nodeSelector pins the operator, and with it the "
                               "chart's CRD-upgrade and clean-up hook Jobs, to the GPU node(s) proj-k8sw04.")
     assert compiled().warnings == ()
+
+
+# --- strict types: exactly what YAML and `pulumi config set --path` produce -----------------------------------------
+
+BOOL_HINT = ("Input should be a valid boolean; write true or false without quotes (`pulumi config set --path` stores "
+             "those two as booleans; yes, no, 1 and 0 are not booleans here)")
+
+
+@pytest.mark.parametrize(("value", "shown"), [("yes", '"yes"'), ("no", '"no"'), (1, "1"), (0, "0"), ("true", '"true"')])
+def test_only_true_and_false_are_booleans(value, shown):
+    assert problems(lab_with(**{"gpuOperator.gfd.enabled": value})) == [
+        ("gpu-platform:gpuOperator.gfd.enabled", f"{BOOL_HINT} (got {shown})")]
+
+
+def test_a_quoted_integer_is_not_a_number():
+    assert problems(lab_with(**{"gpuOperator.chart.timeoutSeconds": "900"})) == [(
+        "gpu-platform:gpuOperator.chart.timeoutSeconds",
+        "Input should be a valid integer; write the number without quotes (`pulumi config set --path` stores an "
+        "integer as a number, `--type string` makes it text) (got \"900\")")]
+    assert problems(lab_with(**{"gpuOperator.driver.upgradePolicy.maxParallelUpgrades": 1.0}))
+
+
+def test_a_decimal_stored_as_text_by_config_set_is_refused_with_the_flag_that_types_it():
+    [(path, message)] = problems(lab_with(**{"monitoring.alerts.gpuMemory.threshold": "95.5"}))
+    assert path == "gpu-platform:monitoring.alerts.gpuMemory.threshold"
+    assert "add `--type float` for a decimal" in message
+    # what `--type float` or YAML gives is accepted, and an integer is a number too
+    assert compiled(lab_with(**{"monitoring.alerts.gpuMemory.threshold": 95.5}))
+    assert compiled(lab_with(**{"monitoring.alerts.gpuMemory.threshold": 95}))
+
+
+@pytest.mark.parametrize(("path", "camel"), [("gpuOperator.mig_manager", "migManager"),
+                                             ("cluster.kubernetes_version", "kubernetesVersion"),
+                                             ("gpuOperator.driver.upgradePolicy.max_unavailable", "maxUnavailable")])
+def test_snake_case_spellings_of_keys_are_refused_with_the_camel_case_key(path, camel):
+    found = problems(mutate(lab_raw(), path, 1))
+    assert (f"gpu-platform:{path}", f"unknown key; keys are camelCase: write {camel!r}") in found
+
+
+def test_a_yaml_number_where_a_version_belongs_says_to_quote_it():
+    assert problems(lab_with(**{"gpuOperator.driver.version": 580.173})) == [(
+        "gpu-platform:gpuOperator.driver.version",
+        "Input should be a valid string; YAML read 580.173 as a number (a version such as 580.173.02 only survives as "
+        "text, and 580.170 would become 580.17): quote it (got 580.173)")]
+
+
+@pytest.mark.parametrize("cpu", ["1e3", "1.2345", "0.5", "500m", "+2", ".5", 1000, 1.5, "1E3"])
+def test_every_kubernetes_cpu_quantity_is_accepted(cpu):
+    assert compiled(lab_with(**{"tenancy.tenants[0].quota.cpu": cpu}))
+
+
+@pytest.mark.parametrize("memory", ["1e9", "32Gi", "34359738368", "32G", "3.5Gi", "1E10"])
+def test_every_kubernetes_memory_quantity_is_accepted(memory):
+    assert compiled(lab_with(**{"tenancy.tenants[0].quota.memory": memory}))
+
+
+@pytest.mark.parametrize("cpu", ["8 cores", "1e", "1.2.3", "inf", "nan", "8\n", "", "-1"])
+def test_what_is_not_a_cpu_quantity_is_refused(cpu):
+    [(path, _)] = problems(lab_with(**{"tenancy.tenants[0].quota.cpu": cpu}))
+    assert path == "gpu-platform:tenancy.tenants[0].quota.cpu"
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [("1h30m", 5400), ("90s", 90), ("1d", 86400), ("2m", 120)])
+def test_compound_prometheus_durations_are_accepted(duration, seconds):
+    from components.monitoring import seconds as to_seconds
+
+    assert compiled(lab_with(**{"monitoring.alerts.gpuUtilization.for": duration}))
+    assert to_seconds(duration) == seconds
+
+
+@pytest.mark.parametrize("duration", ["0s", "1m1h", "5ms", "10m\n", "", "1.5h"])
+def test_durations_prometheus_would_refuse_are_refused(duration):
+    [(path, _)] = problems(lab_with(**{"monitoring.alerts.gpuUtilization.for": duration}))
+    assert path == "gpu-platform:monitoring.alerts.gpuUtilization.for"
+
+
+@pytest.mark.parametrize("interval", ["15s", "1m30s", "500ms"])
+def test_scrape_intervals_take_the_prometheus_operator_grammar(interval):
+    assert compiled(lab_with(**{"gpuOperator.dcgmExporter.serviceMonitor.interval": interval}))
+
+
+@pytest.mark.parametrize("interval", ["0s", "15s\n", "15 s", ""])
+def test_scrape_intervals_that_would_never_scrape_are_refused(interval):
+    [(path, _)] = problems(lab_with(**{"gpuOperator.dcgmExporter.serviceMonitor.interval": interval}))
+    assert path == "gpu-platform:gpuOperator.dcgmExporter.serviceMonitor.interval"
+
+
+# --- messages -------------------------------------------------------------------------------------------------------
+
+def test_a_misspelt_top_level_key_gets_did_you_mean():
+    raw = lab_raw()
+    raw["gpuOprator"] = raw.pop("gpuOperator")
+    found = dict(problems(raw))
+    assert found["gpu-platform:gpuOprator"].startswith("unknown config key; did you mean gpu-platform:gpuOperator? ")
+    assert found["gpu-platform:gpuOperator"].startswith("required key is missing: set gpu-platform:gpuOperator in ")
+
+
+def test_a_misspelt_namespace_is_named_as_such():
+    raw = lab_raw()
+    raw.pop("cluster")
+    found = problems(raw, other_keys=("gpu-platfrom:cluster", "kubernetes:context"))
+    assert found[0] == ("gpu-platfrom:cluster", "the namespace 'gpu-platfrom' is not this program's: did you mean "
+                                                "gpu-platform:cluster? (Pulumi passes every namespace's keys, so a "
+                                                "misspelt one is never read)")
+    assert [path for path, _ in found] == ["gpu-platfrom:cluster", "gpu-platform:cluster"]
+
+
+# --- bad values the fuzzer found, by kind: each refused with its key path -------------------------------------------
+
+TOLERATION = "gpuOperator.operator.tolerations"
+BAD_VALUES = [
+    # upgrade-policy numbers
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", 10**9, "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", "25", "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxUnavailable", "25%\n", "gpuOperator.driver.upgradePolicy.maxUnavailable"),
+    ("gpuOperator.driver.upgradePolicy.maxParallelUpgrades", 10**12,
+     "gpuOperator.driver.upgradePolicy.maxParallelUpgrades"),
+    ("gpuOperator.driver.upgradePolicy.maxParallelUpgrades", True,
+     "gpuOperator.driver.upgradePolicy.maxParallelUpgrades"),
+    ("gpuOperator.driver.upgradePolicy.gpuPodDeletion.timeoutSeconds", 10**10,
+     "gpuOperator.driver.upgradePolicy.gpuPodDeletion.timeoutSeconds"),
+    ("gpuOperator.driver.upgradePolicy.drain.timeoutSeconds", -1, "gpuOperator.driver.upgradePolicy.drain.timeoutSeconds"),
+    # names past Kubernetes' or Helm's limits, directly or derived
+    ("gpuOperator.releaseName", "g" * 54, "gpuOperator.releaseName"),
+    ("tenancy.priorityClasses[0].name", "p" * 245, "tenancy.priorityClasses[0].name"),
+    ("gpuOperator.namespace", "n" * 64, "gpuOperator.namespace"),
+    # namespaces that exist already or belong to someone else
+    ("gpuOperator.namespace", "kube-system", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "default", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "kube-flannel", "gpuOperator.namespace"),
+    ("gpuOperator.namespace", "monitoring", "monitoring.namespace"),
+    ("tenancy.tenants[0].namespace", "monitoring", "tenancy.tenants[0].namespace"),
+    ("tenancy.tenants[0].namespace", "default", "tenancy.tenants[0].namespace"),
+    # a kubernetesVersion that makes an invalid Pod Security label
+    ("cluster.kubernetesVersion", "1.05", "cluster.kubernetesVersion"),
+    ("cluster.kubernetesVersion", "1.34\n", "cluster.kubernetesVersion"),
+    ("cluster.kubernetesVersion", 1.34, "cluster.kubernetesVersion"),
+    # driver combinations the pack refuses, and trailing newlines
+    ("gpuOperator.driver.usePrecompiled", True, "gpuOperator.driver.version"),
+    ("gpuOperator.driver.version", "580.173.02\n", "gpuOperator.driver.version"),
+    ("nodes[0].labels", {"gpu": "true\n"}, "nodes[0].labels"),
+    ("nodes[0].name", "proj-k8sw04\n", "nodes[0].name"),
+    # selectors, tolerations, env names, taints, kubelet-owned labels
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app in (a", "gpuOperator.driver.upgradePolicy.drain.podSelector"),
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app==x y", "gpuOperator.driver.upgradePolicy.drain.podSelector"),
+    ("gpuOperator.driver.upgradePolicy.waitForCompletion.podSelector", "-bad=1",
+     "gpuOperator.driver.upgradePolicy.waitForCompletion.podSelector"),
+    (TOLERATION, [{"key": "bad key", "operator": "Exists"}], f"{TOLERATION}[0]"),
+    (TOLERATION, [{"operator": "Equal", "value": "x"}], f"{TOLERATION}[0]"),
+    (TOLERATION, [{"key": "gpu", "operator": "Exists", "value": "x"}], f"{TOLERATION}[0]"),
+    ("gpuOperator.toolkit.extraEnv", [{"name": "1BAD", "value": "x"}], "gpuOperator.toolkit.extraEnv[0].name"),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "A B", "value": "x"}], "gpuOperator.devicePlugin.extraEnv[0].name"),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}],
+     "gpuOperator.devicePlugin.extraEnv[1].name"),
+    ("nodes[0].taints", [{"key": "nvidia.com/gpu", "value": "a", "effect": "NoSchedule"},
+                         {"key": "nvidia.com/gpu", "value": "b", "effect": "NoSchedule"}], "nodes[0].taints[1]"),
+    ("nodes[0].taints", [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}],
+     "nodes[0].taints[0].key"),
+    ("nodes[0].labels", {"kubernetes.io/hostname": "x"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"node.kubernetes.io/instance-type": "x"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"kubelet.kubernetes.io/x": "y"}, "nodes[0].labels"),
+    ("nodes[0].labels", {"topology.kubernetes.io/zone": "a"}, "nodes[0].labels"),
+    # repositories that are empty or not URLs, and unbounded strings
+    ("gpuOperator.driver.repository", "", "gpuOperator.driver.repository"),
+    ("gpuOperator.driver.repository", "https://nvcr.io/nvidia", "gpuOperator.driver.repository"),
+    ("gpuOperator.registry", {"server": "https://nvcr.io"}, "gpuOperator.registry.server"),
+    ("monitoring.runbookUrl", "https://x.example/" + "r" * 2**20, "monitoring.runbookUrl"),
+    ("monitoring.runbookUrl", "https://x.example/runbook.md\n", "monitoring.runbookUrl"),
+    ("tenancy.priorityClasses[0].description", "d" * 5000, "tenancy.priorityClasses[0].description"),
+    ("tenancy.groups.dataScience", "g" * 5000, "tenancy.groups.dataScience"),
+    ("tenancy.tenants[0].quota.pods", 10**15, "tenancy.tenants[0].quota.pods"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "where"), BAD_VALUES, ids=[f"{p}={str(v)[:20]!r}" for p, v, _ in BAD_VALUES])
+def test_every_kind_of_bad_value_is_refused_with_its_key_path(path, value, where):
+    found = problems(lab_with(**{path: value}), secret_keys=("registryPassword",))
+    assert f"gpu-platform:{where}" in [found_path for found_path, _ in found], found
+
+
+GOOD_VALUES = [
+    ("gpuOperator.releaseName", "g" * 53),
+    ("nodes[0].labels", {"gpu": "true", "node-role.kubernetes.io/gpu": "", "lab.example/rack": "r1"}),
+    ("gpuOperator.driver.upgradePolicy.drain.podSelector", "app in (a, b),tier!=web,!canary,team=ml"),
+    (TOLERATION, [{"operator": "Exists"}, {"key": "gpu", "operator": "Equal", "value": "x", "effect": "NoSchedule"}]),
+    ("gpuOperator.devicePlugin.extraEnv", [{"name": "NVIDIA_MIG_MONITOR_DEVICES", "value": "all"}]),
+    ("gpuOperator.driver.repository", "registry.lab.example:5000/mirror/nvidia"),
+    ("cluster.kubernetesVersion", "1.35"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), GOOD_VALUES, ids=[p for p, _ in GOOD_VALUES])
+def test_the_valid_forms_next_to_them_are_accepted(path, value):
+    assert compiled(lab_with(**{path: value}))
+
+
+def test_a_precompiled_driver_takes_its_branch_as_the_pack_does():
+    assert problems(lab_with(**{"gpuOperator.driver.usePrecompiled": True})) == [(
+        "gpu-platform:gpuOperator.driver.version",
+        "with usePrecompiled: true the operator installs a precompiled driver by branch: write '580', not "
+        "'580.173.02'")]
+
+
+def test_allow_undocumented_version_warns_at_every_run(monkeypatch):
+    import pulumi
+
+    from tests.factories import ROOT, stack_file
+    from tools.mockrun import run_program
+
+    said: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: said.append(message))
+    raw = lab_with(**{"gpuOperator.driver.version": "580.126.20", "gpuOperator.driver.allowUndocumentedVersion": True})
+    run_program(ROOT, stack_file(raw))
+    [warning] = [m for m in said if "allowUndocumentedVersion" in m]
+    assert warning.startswith("gpu-platform:gpuOperator.driver.version is allowed by allowUndocumentedVersion, but: "
+                              "NVIDIA documents these drivers for chart v26.7.0: ")
+    assert "580.126.20 is not one of them" in warning
+
+
+def test_the_program_names_a_misspelt_namespace_from_the_clis_config():
+    import pulumi
+
+    from tests.factories import ROOT, stack_file
+    from tools.mockrun import run_program
+
+    raw = lab_raw()
+    cluster = raw.pop("cluster")
+    stack = stack_file(raw)
+    stack.config["gpu-platfrom:cluster"] = json.dumps(cluster)
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program(ROOT, stack)
+    assert "\n  - gpu-platfrom:cluster: the namespace 'gpu-platfrom' is not this program's: did you mean " \
+           "gpu-platform:cluster?" in str(caught.value)
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"cluster": "rke2"}, ("gpu-platform:cluster", "should be a mapping (key: value) with the keys kubernetesVersion, "
+                                                   "containerRuntime, nriPlugin, prometheusOperatorCrds (got \"rke2\")")),
+    ({"nodes[0].labels": ["gpu"]}, ("gpu-platform:nodes[0].labels", "should be a mapping (key: value)")),
+    ({"tenancy.tenants": {}}, ("gpu-platform:tenancy.tenants", "should be a list (- item)")),
+])
+def test_a_wrong_shape_says_which_shape_in_yaml_terms(changes, expected):
+    assert expected in problems(lab_with(**changes))
+
+
+def test_a_boolean_where_text_belongs_says_how_to_make_it_text():
+    # `pulumi config set --path 'gpu-platform:nodes[0].labels.gpu' true` stores a boolean
+    assert problems(lab_with(**{"nodes[0].labels": {"gpu": True}})) == [(
+        "gpu-platform:nodes[0].labels.gpu",
+        "Input should be a valid string; true and false are booleans in YAML and in `pulumi config set --path`: quote "
+        "it in the stack file (\"true\") or add `--type string` (got true)")]

@@ -91,9 +91,11 @@ DECLARED = "(gpu-inference-high, gpu-batch-preemptible)"
      [(f"{T0}.quota.pods", "a quota must not be negative (0 allows none) (got -5)")]),
     ({"tenancy.tenants[0].quota.cpu": "-2"}, [(f"{T0}.quota.cpu", "must not be negative (got \"-2\")")]),
     ({"tenancy.tenants[0].quota.memory": "-1Gi"}, [(f"{T0}.quota.memory", "must not be negative (got \"-1Gi\")")]),
-    ({"tenancy.tenants[0].quota.gpu": "2"}, [(f"{T0}.quota.gpu", "Input should be a valid integer (got \"2\")")]),
+    ({"tenancy.tenants[0].quota.gpu": "2"}, [(f"{T0}.quota.gpu", "Input should be a valid integer; write the number without "
+                                                            "quotes (`pulumi config set --path` stores an integer as "
+                                                            "a number, `--type string` makes it text) (got \"2\")")]),
     ({"tenancy.tenants[0].quota.cpu": "8 cores"},
-     [(f"{T0}.quota.cpu", "not a CPU quantity: write cores (2, 0.5) or millicores (500m), at most 3 decimals "
+     [(f"{T0}.quota.cpu", "not a CPU quantity: write cores (2, 0.5, 1e3) or millicores (500m) "
                           "(got \"8 cores\")")]),
     ({"tenancy.tenants[0].quota.memory": "32GB"},
      [(f"{T0}.quota.memory", "not a memory quantity: write bytes with a suffix, e.g. 512Mi, 4Gi or 500M "
@@ -134,7 +136,8 @@ DECLARED = "(gpu-inference-high, gpu-batch-preemptible)"
                           "operands set no requests, so a tenant's restricted Pod Security and cpu/memory quota "
                           "would block them: give the tenant its own namespace")]),
     ({"tenancy.tenants[0].namespace": "kube-system"},
-     [(f"{T0}.namespace", "'kube-system' is a Kubernetes system namespace; give the tenant its own")]),
+     [(f"{T0}.namespace", "'kube-system' belongs to Kubernetes itself (default, and kube-* such as kube-system), "
+                          "so it already exists with other tenants and policies; give this its own namespace")]),
     ({"tenancy.tenants[1].namespace": "ai-ml"},
      [("gpu-platform:tenancy.tenants[1].namespace", "namespace 'ai-ml' is already tenants[0].namespace")]),
     # container defaults
@@ -578,7 +581,10 @@ def test_a_tenancy_error_stops_the_program_with_nothing_registered(recorders):
     with pytest.raises(pulumi.RunError) as caught:
         run_program(ROOT, stack_file(raw))
     assert str(caught.value) == ("invalid stack config (1 problem); nothing was declared:\n  - "
-                                 f"{T0}.owner: unknown group 'dataSci'; teams in tenancy.groups: dataScience")
+                                 f"{T0}.owner: unknown group 'dataSci'; teams in tenancy.groups: dataScience\n"
+                                 "not checked yet, because they read a part with a problem above (fix it and run "
+                                 "again):\n  - the chart values against the pinned chart release (after the rules "
+                                 "between sections pass)")
     assert [r.resources for r in recorders] == [[]]
 
 

@@ -96,18 +96,31 @@ def read_stack_file(program_dir: Path, stack: str) -> StackFile:
         raise StackFileError(f"no stack file {stack_path.name} in {stack_path.parent}") from None
     except yaml.YAMLError as error:
         raise StackFileError(f"{stack_path.name} is not valid YAML: {error}") from None
+    except RecursionError:
+        raise StackFileError(f"{stack_path.name} is nested deeper than any stack config needs") from None
     entries = document.get("config") or {} if isinstance(document, dict) else None
     if not isinstance(entries, dict):
         raise StackFileError(f"{stack_path.name}: `config` must be a mapping of keys to values")
     config: dict[str, str] = {}
     secret_keys: list[str] = []
-    for key, value in entries.items():
-        full_key = key if ":" in key else f"{project.name}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full_key] = SECRET_PLACEHOLDER
-            secret_keys.append(full_key)
-        else:
-            config[full_key] = _config_text(value)
+    try:
+        for key, value in entries.items():
+            key = str(key)  # YAML may read a key as a number
+            full_key = key if ":" in key else f"{project.name}:{key}"
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                config[full_key] = SECRET_PLACEHOLDER
+                secret_keys.append(full_key)
+            elif isinstance(value, (dict, list)):
+                # `pulumi config set --secret --path` encrypts one value inside an object; the CLI then passes the
+                # object decrypted and marks the whole key secret. Without the stack's key, a placeholder stands in.
+                plain, nested_secret = _placeholders(value)
+                config[full_key] = json.dumps(plain)
+                if nested_secret:
+                    secret_keys.append(full_key)
+            else:
+                config[full_key] = _config_text(value)
+    except RecursionError:
+        raise StackFileError(f"{stack_path.name} is nested deeper than any stack config needs") from None
     for key, declared in project.config.items():
         full_key = key if ":" in key else f"{project.name}:{key}"
         declaration = isinstance(declared, dict) and bool(declared) and set(declared) <= CONFIG_DECLARATION
@@ -124,6 +137,19 @@ def read_stack_file(program_dir: Path, stack: str) -> StackFile:
             raise StackFileError(f"{stack_path.name}: Stack '{stack}' is missing configuration value '{full_key}' "
                                  "(Pulumi.yaml declares it without a default)")
     return StackFile(project.name, stack, config, secret_keys, stack_path)
+
+
+def _placeholders(value: Any) -> tuple[Any, bool]:
+    """`value` with each nested `{secure: ...}` replaced by the placeholder, and whether there was one."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER, True
+        items = {key: _placeholders(item) for key, item in value.items()}
+        return {key: item for key, (item, _) in items.items()}, any(found for _, found in items.values())
+    if isinstance(value, list):
+        items_list = [_placeholders(item) for item in value]
+        return [item for item, _ in items_list], any(found for _, found in items_list)
+    return value, False
 
 
 @dataclass

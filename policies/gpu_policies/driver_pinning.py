@@ -34,10 +34,10 @@ CHART_NAME = "gpu-operator"
 EXAMPLE_DRIVER = "580.173.02"
 EXAMPLE_CHART = "v26.7.0"
 
-EXACT_CHART = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-EXACT_DRIVER = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
-BRANCH = re.compile(r"^\d+$")
-OS_SUFFIXED = re.compile(r"^(\d+\.\d+(?:\.\d+)?)-\S+$")
+EXACT_CHART = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?\Z")
+EXACT_DRIVER = re.compile(r"^\d+\.\d+(?:\.\d+)?\Z")
+BRANCH = re.compile(r"^\d+\Z")
+OS_SUFFIXED = re.compile(r"^(\d+\.\d+(?:\.\d+)?)-\S+\Z")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,9 @@ def test_the_lab_release_passes_both(type_: str) -> None:
                                         f"the allowed versions or NVIDIA's component matrix. {BARE_FIX}"),
     ({"version": "v580.173.02"}, f'values.driver.version is "v580.173.02", not one exact driver version. {BARE_FIX}'),
     ({"version": ">=580"}, f'values.driver.version is ">=580", not one exact driver version. {BARE_FIX}'),
+    # `$` matches before a trailing newline; a pin with one is not one exact version.
+    ({"version": "580.173.02\n"}, f"values.driver.version is \"580.173.02\\n\", not one exact driver version. "
+                                   f"{BARE_FIX}"),
     ({"version": 580.17}, f"values.driver.version is 580.17, not a version string. {BARE_FIX}"),
     ({"version": "580.173.02", "usePrecompiled": True},
      'values.driver.version is "580.173.02", but with usePrecompiled: true the operator expects the driver branch. '

@@ -37,6 +37,7 @@ def test_pinned_images_pass(image: str) -> None:
     ("app@sha256:1234", 'is "app@sha256:1234", whose digest is malformed',
      'use "<image>@sha256:<64 hex digits>" as the registry reports it'),
     ("app:", 'is "app:", whose tag is not a valid tag', "use a version tag or a digest"),
+    ("app:1.0\n", 'is "app:1.0\\n", whose tag is not a valid tag', "use a version tag or a digest"),
     ("", 'is ""', "set an image with a version tag or a digest"),
     (None, "is not set", "set an image with a version tag or a digest"),
     (7, "is 7", "set an image with a version tag or a digest"),

@@ -19,6 +19,7 @@ from typing import Any
 import pulumi
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from .admission_config import AdmissionConfig, admission_problems
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
 from .chart_values import GpuOperatorValues
 from .cluster import ClusterConfig
@@ -45,6 +46,9 @@ class StackConfig(ConfigModel):
         "Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."))
     monitoring: MonitoringConfig | None = Field(default=None, description=(
         "GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."))
+    admission: AdmissionConfig | None = Field(default=None, description=(
+        "The pack's guardrails enforced by the API server as ValidatingAdmissionPolicies "
+        "(components/admission.py); none: no admission policies."))
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "StackConfig":
@@ -56,6 +60,7 @@ class StackConfig(ConfigModel):
         self._check_nodes(problems)
         self._check_pools(problems)
         problems.extend(("tenancy",), tenancy_problems(self))
+        problems.extend(("admission",), admission_problems(self))
         if self.monitoring is not None:
             problems.extend((), monitoring_problems(self.monitoring, self.cluster, op))
         monitor = op.dcgm_exporter.service_monitor

@@ -321,3 +321,38 @@ class AdmissionPolicies(pulumi.ComponentResource):
         self.driver_pin: list[pulumi.Resource] = [self.policies["driver_pinned"], self.bindings["driver_pinned"]]
         self.names = pulumi.Output.all(*(p.metadata.name for p in self.policies.values()))
         self.register_outputs({"names": self.names})
+
+
+# Where the two planes judge the same object differently on purpose. The agreement test (tests/real/
+# test_admission_enforced.py) fails on any disagreement that is not one of these; docs/admission.md explains each.
+PLANE_DIFFERENCES = {
+    "pod-security-templates": (
+        "pod-security-standards: the pack refuses a workload whose pod template breaks the namespace's level. The "
+        "API server's Pod Security admission enforces on Pods only and merely warns for templates (Deployment, Job, "
+        "...): the object is admitted, and each pod it stamps is refused when the controller creates it"),
+    "namespace-label": (
+        "pod-security-standards: the pack judges each workload at the level its config gives the namespace, "
+        "whatever the Namespace's labels say, so it does not judge Namespace objects; at admission the "
+        "pod-security.kubernetes.io/enforce label is what Pod Security enforces, so the label itself is required"),
+    "images-outside-tenants": (
+        "container-images-pinned: the pack judges images in every namespace of the stack; admission judges them "
+        "in the tenant namespaces only (the operator's operands, kube-system and other teams' namespaces are "
+        "governed by their owners)"),
+    "gpu-operator-namespace": (
+        "gpu-quota-required: the pack wants a GPU quota in the stack for every namespace that requests GPUs, the "
+        "operator namespace included; admission lets the operator namespace request GPUs without one (its "
+        "validator pods request a GPU, and the program puts no quota there: operands set no requests)"),
+    "gpu-quota-source": (
+        "gpu-quota-required: the pack counts a ResourceQuota declared in the same stack, in any namespace; "
+        "admission allows GPUs in the tenant namespaces whose config has a GPU quota (it cannot read other "
+        "objects), so a GPU workload in a non-tenant namespace with its own quota is refused there"),
+    "unchanged-driver-on-update": (
+        "gpu-operator-driver-pinned: an UPDATE that keeps the driver version passes at admission (the operator "
+        "and Helm write to objects older than the policy); the pack judges the declared version every time"),
+    "release-values": (
+        "gpu-operator-driver-pinned: the pack also judges the Helm release's chart version and values; a "
+        "Release is no API object, so admission judges the ClusterPolicy Helm writes from them"),
+    "stack-wildcard-roles": (
+        "rbac-no-admin-bindings: the pack also refuses binding a wildcard Role or ClusterRole declared in the "
+        "same stack; admission refuses the configured privileged ClusterRoles by name only"),
+}

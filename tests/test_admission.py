@@ -1,6 +1,6 @@
 """The admission plane (components/admission.py): its config, its consistency with the pack, and the component.
 
-Fast: no cluster. tests/real/test_admission.py has the API server enforce these policies and measures their
+Fast: no cluster. tests/real/test_admission_enforced.py has the API server enforce these policies and measures their
 agreement with the pack.
 """
 from __future__ import annotations

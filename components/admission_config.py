@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # ValidatingAdmissionPolicy is GA (admissionregistration.k8s.io/v1) from this minor release on.
 MIN_KUBERNETES = (1, 30)
-OPERATOR_REASON = ("GPU Operator operands (driver, toolkit, device plugin, DCGM exporter, validators) run privileged with "
-                   "host namespaces and hostPath by design; the namespace carries "
+OPERATOR_REASON = ("GPU Operator operands (driver, toolkit, device plugin, DCGM exporter, validators) run privileged "
+                   "with host namespaces and hostPath by design; the namespace carries "
                    "pod-security.kubernetes.io/enforce=privileged")
 RuleMode = Literal["enforce", "dryRun"]
 PodSecurityLevel = Literal["restricted", "baseline", "privileged"]

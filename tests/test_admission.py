@@ -31,7 +31,8 @@ def pack_policy_names() -> set[str]:
     try:
         import gpu_policies
 
-        modules = [importlib.import_module(f"gpu_policies.{m.name}") for m in pkgutil.iter_modules(gpu_policies.__path__)]
+        modules = [importlib.import_module(f"gpu_policies.{m.name}")
+                   for m in pkgutil.iter_modules(gpu_policies.__path__)]
     finally:
         sys.path.remove(str(ROOT / "policies"))
     return {m.POLICY.name for m in modules if hasattr(m, "POLICY")}
@@ -142,7 +143,8 @@ def test_dry_run_mode_warns_and_audits_instead_of_denying() -> None:
 
 def test_exemptions_are_a_match_condition_by_kind_namespace_and_name() -> None:
     stack = compiled(lab_with(**{"admission.rules.imagesPinned.exemptions": [
-        {"kind": "Deployment", "namespace": "ai-ml", "name": "legacy", "reason": "vendor image, digest pending"}]})).stack
+        {"kind": "Deployment", "namespace": "ai-ml", "name": "legacy",
+         "reason": "vendor image, digest pending"}]})).stack
     params = admission_params(stack)
     spec = policy_spec(params, next(r for r in RULES if r.key == "images_pinned"))
     conditions = {c["name"]: c["expression"] for c in spec["matchConditions"]}

@@ -48,7 +48,7 @@ def type_token(obj: dict[str, Any]) -> str:
 
 # --- the corpus -------------------------------------------------------------------------------------------------
 
-def _pod_spec(**changes: Any) -> dict[str, Any]:
+def restricted_spec(**changes: Any) -> dict[str, Any]:
     """The pack's restricted baseline, less the ephemeral container the API refuses on create."""
     spec = restricted_pod_spec()
     del spec["ephemeralContainers"]
@@ -72,12 +72,16 @@ def manifest(kind: str, spec: dict[str, Any], namespace: str, name: str) -> dict
     return obj
 
 
-def _gpu(spec: dict[str, Any], amount: str = "1") -> dict[str, Any]:
+def with_gpu(spec: dict[str, Any], amount: str = "1") -> dict[str, Any]:
     spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": amount}}
     return spec
 
 
-def _privileged(spec: dict[str, Any]) -> dict[str, Any]:
+def gpu_workload(kind: str, ns: str, name: str, amount: str = "1") -> dict[str, Any]:
+    return manifest(kind, with_gpu(restricted_spec(), amount), ns, name)
+
+
+def privileged(spec: dict[str, Any]) -> dict[str, Any]:
     # The API refuses privileged together with allowPrivilegeEscalation: false, so the baseline's goes.
     spec["containers"][0]["securityContext"] = {"privileged": True}
     return spec
@@ -116,36 +120,38 @@ def nvidia_driver(name: str, version: str) -> dict[str, Any]:
 
 def pack_cases(live_cluster_policy_spec: dict[str, Any]) -> list[Case]:
     """The pack's own cases as objects: a compliant baseline per kind, then one change per case."""
-    cases = [Case(f"baseline-{kind}", manifest(kind, _pod_spec(), TENANT, f"base-{kind.lower()}"))
+    cases = [Case(f"baseline-{kind}", manifest(kind, restricted_spec(), TENANT, f"base-{kind.lower()}"))
              for kind in API_VERSIONS]
     for kind in ("Pod", "Deployment", "CronJob"):
-        spec = _pod_spec(containers=[restricted_container(image="registry.example/app:latest")])
+        spec = restricted_spec(containers=[restricted_container(image="registry.example/app:latest")])
         cases.append(Case(f"image-latest-{kind}", manifest(kind, spec, TENANT, f"latest-{kind.lower()}")))
     for label, image in (("untagged", "registry.example:5000/app"), ("LATEST", "registry.example/app:LATEST"),
                          ("digest", "registry.example/app@sha256:" + "0123456789abcdef" * 4),
                          ("tag-and-digest", "registry.example/app:1.2@sha256:" + "0123456789abcdef" * 4)):
-        spec = _pod_spec(containers=[restricted_container(image=image)])
+        spec = restricted_spec(containers=[restricted_container(image=image)])
         cases.append(Case(f"image-{label}-Pod", manifest("Pod", spec, TENANT, f"image-{label.lower()}")))
-    init = _pod_spec(initContainers=[restricted_container("init", image="busybox")])
+    init = restricted_spec(initContainers=[restricted_container("init", image="busybox")])
     cases.append(Case("image-untagged-init-Job", manifest("Job", init, TENANT, "init-untagged")))
-    latest_elsewhere = _pod_spec(containers=[restricted_container(image="registry.example/app:latest")])
+    latest_elsewhere = restricted_spec(containers=[restricted_container(image="registry.example/app:latest")])
     cases.append(Case("image-latest-outside-tenants", manifest("Pod", latest_elsewhere, OTHER, "latest-other"),
                       differences={"container-images-pinned": "images-outside-tenants"}))
 
     cases += [
-        Case("gpu-in-tenant-with-quota-Pod", manifest("Pod", _gpu(_pod_spec()), TENANT, "gpu-tenant")),
-        Case("gpu-in-tenant-with-quota-Deployment", manifest("Deployment", _gpu(_pod_spec()), TENANT, "gpu-tenant")),
-        Case("gpu-zero-outside-tenants", manifest("Pod", _gpu(_pod_spec(), "0"), OTHER, "gpu-zero")),
-        Case("gpu-outside-tenants-Pod", manifest("Pod", _gpu(_pod_spec()), OTHER, "gpu-other")),
-        Case("gpu-outside-tenants-CronJob", manifest("CronJob", _gpu(_pod_spec()), OTHER, "gpu-other")),
-        Case("gpu-outside-tenants-with-own-quota", manifest("Pod", _gpu(_pod_spec()), OTHER, "gpu-own-quota"),
+        Case("gpu-in-tenant-with-quota-Pod", gpu_workload("Pod", TENANT, "gpu-tenant")),
+        Case("gpu-in-tenant-with-quota-Deployment", gpu_workload("Deployment", TENANT, "gpu-tenant")),
+        Case("gpu-zero-outside-tenants", gpu_workload("Pod", OTHER, "gpu-zero", "0")),
+        Case("gpu-outside-tenants-Pod", gpu_workload("Pod", OTHER, "gpu-other")),
+        Case("gpu-outside-tenants-CronJob", gpu_workload("CronJob", OTHER, "gpu-other")),
+        Case("gpu-outside-tenants-with-own-quota", gpu_workload("Pod", OTHER, "gpu-own-quota"),
              context=(quota(OTHER),), differences={"gpu-quota-required": "gpu-quota-source"}),
-        Case("gpu-in-operator-namespace", manifest("Pod", _gpu(_pod_spec()), OPERATOR, "gpu-validator"),
+        Case("gpu-in-operator-namespace", gpu_workload("Pod", OPERATOR, "gpu-validator"),
              differences={"gpu-quota-required": "gpu-operator-namespace"}),
-        Case("privileged-Pod-in-tenant", manifest("Pod", _privileged(_pod_spec()), TENANT, "privileged")),
-        Case("privileged-Deployment-in-tenant", manifest("Deployment", _privileged(_pod_spec()), TENANT, "privileged"),
+        Case("privileged-Pod-in-tenant", manifest("Pod", privileged(restricted_spec()), TENANT, "privileged")),
+        Case("privileged-Deployment-in-tenant",
+             manifest("Deployment", privileged(restricted_spec()), TENANT, "privileged"),
              differences={"pod-security-standards": "pod-security-templates"}),
-        Case("privileged-Pod-in-operator-namespace", manifest("Pod", _privileged(_pod_spec()), OPERATOR, "operand")),
+        Case("privileged-Pod-in-operator-namespace",
+             manifest("Pod", privileged(restricted_spec()), OPERATOR, "operand")),
         Case("namespace-restricted", namespace("agreement-restricted", "restricted")),
         Case("namespace-unlabelled", namespace("agreement-unlabelled", None),
              differences={"pod-security-standards": "namespace-label"}),

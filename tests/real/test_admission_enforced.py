@@ -18,7 +18,7 @@ import pytest
 from components.admission import PLANE_DIFFERENCES, RULES
 from tests.real.agreement import (
     OPERATOR, OTHER, PACK_RULES, TENANT, Case, api_verdict, compare, manifest, namespace, pack_cases, pack_verdict,
-    pss_cases, quota, _gpu, _pod_spec,
+    pss_cases, quota, gpu_workload, restricted_spec,
 )
 from tests.real.harness import restore, tear_down, wait_for
 from tools.analyzer import open_pack
@@ -112,7 +112,7 @@ def test_a_namespace_without_the_restricted_label_is_refused_and_existing_ones_k
 
 
 def test_an_unpinned_image_is_refused_in_a_tenant_namespace(deployed: Stack, kube: Kube) -> None:
-    spec = _pod_spec()
+    spec = restricted_spec()
     spec["containers"][0]["image"] = "nvcr.io/nvidia/pytorch:latest"
     message = refused(kube, manifest("Deployment", spec, TENANT, "notebook"))
     assert policy_of(message) == "gpu-platform-images-pinned"
@@ -122,11 +122,11 @@ def test_an_unpinned_image_is_refused_in_a_tenant_namespace(deployed: Stack, kub
 
 
 def test_gpus_only_in_tenant_namespaces_with_a_quota_and_the_operator_namespace(deployed: Stack, kube: Kube) -> None:
-    message = refused(kube, manifest("Pod", _gpu(_pod_spec()), OTHER, "stray"))
+    message = refused(kube, gpu_workload("Pod", OTHER, "stray"))
     assert policy_of(message) == "gpu-platform-gpu-placement"
     assert "which is not a tenant namespace. GPUs may be requested in: ai-ml, sdr, gpu-operator" in message
-    assert kube.create(manifest("Pod", _gpu(_pod_spec()), TENANT, "trainer"), dry_run=True)
-    assert kube.create(manifest("Pod", _gpu(_pod_spec()), OPERATOR, "validator"), dry_run=True)
+    assert kube.create(gpu_workload("Pod", TENANT, "trainer"), dry_run=True)
+    assert kube.create(gpu_workload("Pod", OPERATOR, "validator"), dry_run=True)
 
 
 def test_cluster_admin_for_people_is_refused_but_break_glass_and_robots_pass(deployed: Stack, kube: Kube) -> None:
@@ -193,3 +193,28 @@ def test_the_pack_and_the_api_server_agree_on_one_corpus_except_documented_diffe
     print(f"\nagreement: {measured}")
     assert measured in DOC.read_text(), f"docs/admission.md must state the measured figure: {measured}"
     assert {d.difference for d in disagreements} <= set(PLANE_DIFFERENCES)
+
+
+# --- rolling a rule out: a dry run --------------------------------------------------------------------------------
+
+def test_a_rule_in_dry_run_mode_admits_with_a_warning(deployed: Stack, kube: Kube) -> None:
+    """Last in this module: it changes the stack. `pulumi up` moves the binding to [Warn, Audit]; the same
+    Deployment the image rule refused above is admitted, and the client is told why it would not be."""
+    deployed.set("admission.rules.imagesPinned.mode", "dryRun")
+    result = deployed.up()
+    assert result.returncode == 0, result.output
+    binding = kube.get("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding",
+                       "gpu-platform-images-pinned")
+    assert binding["spec"]["validationActions"] == ["Warn", "Audit"]
+    spec = restricted_spec()
+    spec["containers"][0]["image"] = "nvcr.io/nvidia/pytorch:latest"
+
+    def admitted() -> bool:  # the API server's policy cache follows the binding within a moment
+        try:
+            return bool(kube.create(manifest("Deployment", spec, TENANT, "notebook"), dry_run=True))
+        except KubeError as error:
+            assert policy_of(error.message) == "gpu-platform-images-pinned", error
+            return False
+
+    wait_for("the API server to apply the dry-run binding", admitted, timeout=30)
+    assert any("gpu-platform-images-pinned" in w and "image(s) not pinned" in w for w in kube.warnings), kube.warnings

@@ -15,7 +15,8 @@ from .tenancy import Tenancy, gpu_resources
 
 
 class GpuPlatform(pulumi.ComponentResource):
-    """Operator namespace, GPU node labels and taints, the gpu-operator release and per-pool drivers."""
+    """Operator namespace, GPU node labels and taints, the admission policies, the gpu-operator release and
+    per-pool drivers."""
 
     namespace: pulumi.Output[str]
 

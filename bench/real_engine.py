@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"real pulumi preview, lab stack, with the pack:    {median_line(times['with'])}")
     print(f"real pulumi preview, lab stack, without the pack: {median_line(times['without'])}")
     print(f"  the pack adds {with_pack - without:.2f} s ({with_pack / without:.2f}x)")
-    print(f"real pulumi up (preview + update, 36 resources, the chart installed by Helm): {median_line(times['up'])}")
+    print(f"real pulumi up (preview + update, 46 resources, the chart installed by Helm): {median_line(times['up'])}")
     print(f"offline plan (tools.plan --stack lab): {median_line(times['offline'])}; "
           f"{statistics.median(times['offline']) / with_pack:.2f}x the real preview with the pack")
     return 0

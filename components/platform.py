@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pulumi
 
+from .admission import AdmissionPolicies
+from .admission_config import admission_params
 from .driver import DriverPools
 from .gpu_nodes import GpuNodes
 from .gpu_operator import GpuOperator
@@ -13,7 +15,8 @@ from .tenancy import Tenancy, gpu_resources
 
 
 class GpuPlatform(pulumi.ComponentResource):
-    """Operator namespace, GPU node labels and taints, the gpu-operator release and per-pool drivers."""
+    """Operator namespace, GPU node labels and taints, the admission policies, the gpu-operator release and
+    per-pool drivers."""
 
     namespace: pulumi.Output[str]
 
@@ -33,11 +36,17 @@ class GpuPlatform(pulumi.ComponentResource):
             f"{name}-nodes", stack.nodes,
             expected_host_driver=op.driver.host_version if op.driver.mode == "host" else None,
             redact=config.secrets.redact, opts=child)
+        # The driver pin at admission first: the release (and so Helm's write of the ClusterPolicy) waits for
+        # the policy that allows its driver version (docs/admission.md, "A driver upgrade").
+        admission_first: list[pulumi.Resource] = []
+        if stack.admission is not None and stack.admission.enabled:
+            self.admission = AdmissionPolicies(f"{name}-admission", admission_params(stack), opts=child)
+            admission_first = self.admission.driver_pin
         self.operator = GpuOperator(
             f"{name}-operator", op, values, namespace=self.operator_namespace.name,
             registry_password=registry_password,
             # Node labels first: the operator's selector and the sharing labels must be there when it starts.
-            after=self.nodes.patches, opts=child)
+            after=[*self.nodes.patches, *admission_first], opts=child)
         if op.driver.mode == "perPool":
             self.driver_pools = DriverPools(
                 f"{name}-drivers", op.driver.pools or [], release=op.chart.release, repository=op.driver.repository,

@@ -27,6 +27,7 @@ import yaml
 from pydantic.alias_generators import to_camel
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from .admission_config import AdmissionConfig, admission_problems
 from .base import ConfigModel, ConfigProblems, Path, ProblemList, format_path
 from .chart_values import GpuOperatorValues
 from .cluster import ClusterConfig
@@ -54,6 +55,9 @@ class StackConfig(ConfigModel):
         "Team namespaces, quotas, priority classes and RBAC (components/tenancy.py); none: no tenancy objects."))
     monitoring: MonitoringConfig | None = Field(default=None, description=(
         "GPU alert rules and the Grafana dashboard (components/monitoring.py); none: no monitoring objects."))
+    admission: AdmissionConfig | None = Field(default=None, description=(
+        "The pack's guardrails enforced by the API server as ValidatingAdmissionPolicies "
+        "(components/admission.py); none: no admission policies."))
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> "StackConfig":
@@ -84,6 +88,10 @@ def _check_release_drivers(stack: Any, problems: ProblemList) -> None:
 
 def _check_tenancy(stack: Any, problems: ProblemList) -> None:
     problems.extend(("tenancy",), tenancy_problems(stack.tenancy, operator_namespace=stack.gpu_operator.namespace))
+
+
+def _check_admission(stack: Any, problems: ProblemList) -> None:
+    problems.extend(("admission",), admission_problems(stack))
 
 
 def _check_tenants_against_monitoring(stack: Any, problems: ProblemList) -> None:
@@ -183,6 +191,8 @@ CROSS_SECTION_CHECKS: tuple[CrossSectionCheck, ...] = (
     CrossSectionCheck("the nodes' sharing and MIG profiles", ("gpuOperator", "nodes"), _check_nodes),
     CrossSectionCheck("the nodes against the driver pools", ("gpuOperator", "nodes"), _check_pools),
     CrossSectionCheck("the tenants against the operator namespace", ("tenancy", "gpuOperator"), _check_tenancy),
+    CrossSectionCheck("the admission policies against the cluster, the operator and the tenants",
+                      ("admission", "cluster", "gpuOperator", "tenancy"), _check_admission),
     CrossSectionCheck("the tenants against the monitoring namespace", ("tenancy", "monitoring"),
                       _check_tenants_against_monitoring),
     CrossSectionCheck("monitoring against the cluster and the DCGM exporter", ("monitoring", "cluster", "gpuOperator"),

@@ -128,7 +128,7 @@ def test_an_unknown_top_level_key_lists_the_keys_the_program_reads():
     assert problems(mutate(lab_raw(), "storage", {})) == [
         ("gpu-platform:storage", "unknown config key; this program reads gpu-platform:cluster, "
                                     "gpu-platform:gpuOperator, gpu-platform:nodes, gpu-platform:tenancy, "
-                                    "gpu-platform:monitoring, gpu-platform:registryPassword")]
+                                    "gpu-platform:monitoring, gpu-platform:admission, gpu-platform:registryPassword")]
 
 
 def test_the_config_toml_tmpl_recipe_is_refused_with_the_reason():

@@ -47,6 +47,8 @@ class Kube:
         self._ssl = context
         self._headers = headers or {}
         self._types: dict[tuple[str, str], ResourceType] = {}
+        # The `Warning` headers of the last successful call (admission warnings, deprecations), as kubectl prints them.
+        self.warnings: list[str] = []
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -104,6 +106,7 @@ class Kube:
             try:
                 with urllib.request.urlopen(request, context=self._ssl, timeout=timeout) as response:
                     payload = response.read()
+                    self.warnings = response.headers.get_all("Warning") or []
                 break
             except urllib.error.HTTPError as error:
                 raw = error.read()

@@ -427,7 +427,10 @@ def check_device_plugin_config(expect: Expectation, live: Live) -> list[Finding]
         if named != wanted or default != sharing.default:
             findings.append(Finding("device-plugin-config", subject, "fail", expected,
                                     f"names {named or '(none)'} (default {default or '(none)'})",
-                                    "the release on the cluster is not the stack's: run `pulumi up`"))
+                                    "either the last `pulumi up` did not carry this config (`pulumi preview` shows "
+                                    "the difference; then `pulumi up`), or the ClusterPolicy was edited by hand, "
+                                    "which no preview shows: one `pulumi up` with gpuOperator.chart.forceUpdate: true "
+                                    "puts the chart's object back (docs/runbook.md, Drift)"))
             continue
         config_map = live.config_maps.get(named)
         if config_map is None:

@@ -39,22 +39,29 @@ def test_an_edited_quota_is_shown_by_a_refreshing_preview_and_restored_by_up_ref
     assert lab.preview("--refresh", "--expect-no-changes").returncode == 0
 
 
-def test_an_edited_cluster_policy_is_invisible_to_refresh_and_restored_by_a_forced_upgrade(
+def test_an_edited_cluster_policy_is_invisible_to_refresh_seen_by_verify_and_restored_by_a_forced_upgrade(
         lab: Stack, kube: Kube, cluster: LocalCluster) -> None:
     assert lab.up().returncode == 0
+    # The driver itself is held at admission now (docs/admission.md): kubectl cannot move it.
+    refused = cluster.kubectl("patch", "clusterpolicy", "cluster-policy", "--type", "merge",
+                              "-p", '{"spec":{"driver":{"version":"570.195.03"}}}', check=False)
+    assert refused.returncode != 0 and "gpu-platform-driver-pinned" in refused.stderr, refused.stderr
+    # Any other field still moves: the device plugin pointed at a ConfigMap of someone's own.
     cluster.kubectl("patch", "clusterpolicy", "cluster-policy", "--type", "merge",
-                    "-p", '{"spec":{"driver":{"version":"570.195.03"}}}')
+                    "-p", '{"spec":{"devicePlugin":{"config":{"name":"hand-edited"}}}}')
     refreshed = lab.preview("--refresh", "--expect-no-changes")
-    assert refreshed.returncode == 0  # Helm's record still says 580.173.02: nothing to see
+    assert refreshed.returncode == 0, refreshed.output  # Helm's record still names ours: nothing to see
     # What does see it: `dev.py verify` compares the live ClusterPolicy with the stack config.
     checked = subprocess.run([sys.executable, "-m", "tools.verify", "--kubeconfig", str(cluster.kubeconfig), "--json"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 1, checked.stderr
     [drifted] = [f for f in json.loads(checked.stdout)["findings"]
-                 if f["check"] == "clusterpolicy" and f["verdict"] == "fail" and "spec.driver.version" in f["expected"]]
-    assert "570.195.03" in drifted["found"], drifted
+                 if f["check"] == "device-plugin-config" and f["verdict"] == "fail"]
+    assert drifted["found"].startswith("names hand-edited"), drifted
+    assert "forceUpdate" in drifted["action"], drifted
+    sharing_config = helm_release(kube)["record"]["config"]["devicePlugin"]["config"]["name"]
     assert lab.set("gpuOperator.chart.forceUpdate", True).up().returncode == 0
     policy = kube.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")
-    assert policy["spec"]["driver"]["version"] == "580.173.02"
+    assert policy["spec"]["devicePlugin"]["config"]["name"] == sharing_config != "hand-edited"
     assert lab.set("gpuOperator.chart.forceUpdate", False).up().returncode == 0
     assert helm_release(kube)["labels"]["status"] == "deployed"

@@ -43,7 +43,8 @@ API_VERSION = "admissionregistration.k8s.io/v1"
 PREFIX = "gpu-platform-"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 
-# Pod-bearing kinds, as the pack's pod-spec walker covers them (policies/gpu_policies/common.py POD_PATHS).
+# Pod-bearing kinds, as the pack's pod-spec walker covers them (policies/gpu_policies/tokens.py POD_PATHS;
+# tests/test_admission.py checks the two lists name the same kinds).
 WORKLOAD_RULES = [
     {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
      "resources": ["pods", "podtemplates", "replicationcontrollers"]},

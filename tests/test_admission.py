@@ -38,6 +38,20 @@ def pack_policy_names() -> set[str]:
     return {m.POLICY.name for m in modules if hasattr(m, "POLICY")}
 
 
+def test_the_workload_rules_match_every_pod_bearing_kind_the_pack_walks():
+    """Both planes judge the same pod-bearing kinds: a kind added to the pack's walker and not to admission (or
+    the reverse) would be guarded on one plane only."""
+    from components.admission import WORKLOAD_RULES
+
+    sys.path.insert(0, str(ROOT / "policies"))
+    try:
+        from gpu_policies.tokens import POD_PATHS
+    finally:
+        sys.path.remove(str(ROOT / "policies"))
+    admitted = sorted(resource for rule in WORKLOAD_RULES for resource in rule["resources"])
+    assert admitted == sorted(kind.lower() + "s" for kind in POD_PATHS)
+
+
 def lab_params():
     return admission_params(compiled().stack)
 

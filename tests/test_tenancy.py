@@ -608,7 +608,7 @@ def pack_verdict(resources: list[tuple[str, str, dict[str, Any]]]) -> dict[str, 
     from pulumi_policy.policy import _NotApplicableError
     from pulumi_policy.proxy import UnknownValueError
 
-    from gpu_policies.common import reset_reported_config_errors
+    from gpu_policies.config import reset_reported_config_errors
 
     pack_config = json.loads((ROOT / "policies" / "config" / "lab.json").read_text())
     options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)

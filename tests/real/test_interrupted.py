@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.real.harness import EXTRA_TOLERATION, helm_release, operator_cannot_roll, wait_for
 from tools.cluster import LocalCluster
+from tools.engine import Result
 from tools.kube import Kube
 from tools.stacks import Stack
 
@@ -98,16 +99,21 @@ def extra_toleration_deployed(kube: Kube) -> bool:
     return release["labels"]["status"] == "deployed" and EXTRA_TOLERATION[0] in tolerations
 
 
-def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_or_a_rollback_would_hide(
-        lab: Stack, kube: Kube, cluster: LocalCluster, toolchain_bin: Path) -> None:
+def deployed_then_interrupted(lab: Stack, kube: Kube, sig: signal.Signals) -> Result:
+    """The lab deployed, then an upgrade that rolls the operator, interrupted with `sig` while Helm waits for it."""
     lab.set("gpuOperator.chart.timeoutSeconds", 300)
     assert lab.up().returncode == 0
     lab.set("gpuOperator.operator.tolerations", EXTRA_TOLERATION)
     with operator_cannot_roll(kube):
-        interrupted = lab.up(on_start=interrupt_while_helm_waits(kube, signal.SIGINT))
-        assert interrupted.returncode != 0
-        assert "^C received; cancelling" in interrupted.output and "context canceled" in interrupted.output
-        assert helm_release(kube)["labels"]["status"] == "failed"
+        return lab.up(on_start=interrupt_while_helm_waits(kube, sig))
+
+
+def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_or_a_rollback_would_hide(
+        lab: Stack, kube: Kube, cluster: LocalCluster, toolchain_bin: Path) -> None:
+    interrupted = deployed_then_interrupted(lab, kube, signal.SIGINT)
+    assert interrupted.returncode != 0
+    assert "^C received; cancelling" in interrupted.output and "context canceled" in interrupted.output
+    assert helm_release(kube)["labels"]["status"] == "failed"
     # Pitfall 1: a refresh reads the failed revision's values into the state, so the next up has nothing to do
     # and Helm's release stays failed (a plain up, without the refresh, would retry the upgrade).
     assert lab.pulumi("refresh", "--yes", "--non-interactive", "--skip-preview").returncode == 0
@@ -128,12 +134,8 @@ def test_ctrl_c_while_helm_waits_leaves_a_failed_release_that_a_refresh_or_a_rol
 
 def test_a_killed_run_leaves_a_locked_stack_and_a_pending_release_that_the_runbook_recovers(
         lab: Stack, kube: Kube, cluster: LocalCluster, toolchain_bin: Path) -> None:
-    lab.set("gpuOperator.chart.timeoutSeconds", 300)
-    assert lab.up().returncode == 0
-    lab.set("gpuOperator.operator.tolerations", EXTRA_TOLERATION)
-    with operator_cannot_roll(kube):
-        killed = lab.up(on_start=interrupt_while_helm_waits(kube, signal.SIGKILL))
-        assert killed.returncode == -signal.SIGKILL
+    killed = deployed_then_interrupted(lab, kube, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
     assert helm_release(kube)["labels"]["status"] == "pending-upgrade"
     state = json.loads(lab.pulumi("stack", "export").stdout)
     assert [op["type"] for op in state["deployment"]["pending_operations"]] == ["updating"]

@@ -79,6 +79,14 @@ def quantity(value: str) -> Decimal:
     return -number if match["sign"] == "-" else number
 
 
+def parse_quantity(value: Any) -> Decimal | None:
+    """`value` as a number when it is a Kubernetes quantity (as text, or as YAML's number), else None."""
+    text = _number_as_text(value)
+    if not isinstance(text, str) or not _QUANTITY_RE.fullmatch(text):
+        return None
+    return quantity(text)
+
+
 def cpu_cores(value: str) -> Decimal:
     """A validated CPU quantity in cores (`500m` -> 0.5)."""
     return quantity(value)

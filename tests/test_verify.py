@@ -247,6 +247,9 @@ def test_admission_policies_are_checked_once_the_program_declares_them(expect: E
 @pytest.mark.parametrize("declared, found, expected", [
     ({"hard": {"requests.cpu": "0.5"}}, {"hard": {"requests.cpu": "500m"}}, []),
     ({"hard": {"requests.memory": "1Gi"}}, {"hard": {"requests.memory": "1024Mi"}}, []),
+    # the config's full quantity grammar (exponents), as the API normalises it
+    ({"hard": {"requests.cpu": "1e3"}}, {"hard": {"requests.cpu": "1k"}}, []),
+    ({"hard": {"requests.cpu": "2"}}, {"hard": {"requests.cpu": "4"}}, ["hard.requests.cpu is '4', declared '2'"]),
     ({"a": 1}, {"a": 1, "b": 2}, []),
     ({"a": [1, 2]}, {"a": [1]}, ["a is [1], declared [1, 2]"]),
     ({"a": {"b": "x"}}, {}, ["a is missing, declared {'b': 'x'}"]),

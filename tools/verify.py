@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from components.tenancy import parse_quantity
 from tools.findings import ROOT, Finding, LoadedStack, UsageError, exit_code, load_stack, render_json, render_text
 
 # --- what the operator and GFD write (NVIDIA's names; see ../shared FACTS and components/) -------------------
@@ -539,19 +538,6 @@ def check_dcgm_exporter(expect: Expectation, live: Live) -> list[Finding]:
 # --- declared objects: no drift ---------------------------------------------------------------------------------
 
 _MISSING = object()
-_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
-
-
-def _quantity(value: Any) -> Decimal | None:
-    match = _QUANTITY.match(str(value))
-    if not match or match.group(2) not in _SUFFIX:
-        return None
-    try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation:
-        return None
 
 
 def _same(declared: Any, found: Any) -> bool:
@@ -559,7 +545,7 @@ def _same(declared: Any, found: Any) -> bool:
         return True
     if isinstance(declared, bool) or isinstance(found, bool):
         return False
-    a, b = _quantity(declared), _quantity(found)  # the API normalises quantities ("0.5" -> "500m")
+    a, b = parse_quantity(declared), parse_quantity(found)  # the API normalises quantities ("0.5" -> "500m")
     return a is not None and a == b
 
 
